@@ -1,0 +1,44 @@
+"""Talk to a tuned model: the run's template, and by default the system message its training data used."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .evaluate.generate import generate
+from .runs import TunedModel, load_tuned
+
+PROMPTING = "prompting.json"
+
+
+def common_system_message(examples) -> str | None:
+    """The system message every training example starts with, if they all share one."""
+    systems = {e.messages[0].content if e.messages[0].role == "system" else None for e in examples}
+    return systems.pop() if len(systems) == 1 else None
+
+
+def read_default_system(run_dir: Path) -> str | None:
+    path = Path(run_dir) / PROMPTING
+    return json.loads(path.read_text(encoding="utf-8")).get("system") if path.is_file() else None
+
+
+@dataclass
+class Session:
+    tuned: TunedModel
+    system: str | None
+    max_new_tokens: int
+    history: list[dict] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, run_dir: Path, system: str | None = None, max_new_tokens: int = 256) -> Session:
+        tuned = load_tuned(run_dir, merge=True)
+        return cls(tuned, system if system is not None else read_default_system(run_dir), max_new_tokens)
+
+    def reply(self, text: str, keep_history: bool = False) -> str:
+        messages = ([{"role": "system", "content": self.system}] if self.system else []) + self.history
+        messages.append({"role": "user", "content": text})
+        answer = generate(self.tuned.model, self.tuned.tokenizer, [messages], self.max_new_tokens)[0].text
+        if keep_history:
+            self.history += [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
+        return answer

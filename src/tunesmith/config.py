@@ -1,0 +1,165 @@
+"""run.yaml as typed settings: pydantic models, CLI overrides, errors that name the file, line and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ConfigError
+
+ALL_LINEAR_LLAMA = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class LoraSettings(Settings):
+    """The peft LoraConfig knobs."""
+
+    r: int = Field(16, ge=1, description="LoRA rank: size of the low-rank update.")
+    lora_alpha: float = Field(32, gt=0, description="Scale of the update is lora_alpha / r.")
+    target_modules: list[str] | str = Field(
+        default_factory=lambda: list(ALL_LINEAR_LLAMA),
+        description="Module names to adapt, or 'all-linear'.",
+    )
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input.")
+    bias: Literal["none", "all", "lora_only"] = Field("none", description="Which biases train.")
+    task_type: Literal["CAUSAL_LM"] = Field("CAUSAL_LM", description="peft task type.")
+
+
+class DataSettings(Settings):
+    train: Path = Field(description="Training file (JSONL).")
+    eval: Path | None = Field(None, description="Eval file; without it, eval_fraction of train is held out.")
+    test: Path | None = Field(None, description="Held-out file for the before/after table.")
+    format: Literal["auto", "messages", "prompt_completion", "alpaca"] = Field(
+        "auto", description="Record format; 'auto' detects it from the keys of each record."
+    )
+    eval_fraction: float = Field(0.1, ge=0, lt=1, description="Share of train held out when eval is unset.")
+    max_length: int = Field(1024, ge=8, description="Longest tokenised example; longer ones are truncated.")
+
+
+class TrainSettings(Settings):
+    learning_rate: float = Field(2e-4, gt=0, description="Peak learning rate (AdamW).")
+    epochs: float = Field(1.0, gt=0, description="Passes over the training data (ignored with max_steps).")
+    max_steps: int | None = Field(None, ge=1, description="Optimizer steps; overrides epochs.")
+    batch_size: int = Field(8, ge=1, description="Examples per micro-batch.")
+    grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
+    warmup_steps: int = Field(10, ge=0, description="Linear warm-up steps.")
+    schedule: Literal["cosine", "linear", "constant"] = Field("cosine", description="Decay after warm-up.")
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="Final LR as a fraction of the peak.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    max_grad_norm: float | None = Field(1.0, gt=0, description="Gradient clipping; null turns it off.")
+    eval_every: int = Field(50, ge=1, description="Evaluate eval loss every N optimizer steps.")
+    save_every: int | None = Field(None, ge=1, description="Checkpoint every N steps (default: eval_every).")
+    log_every: int = Field(1, ge=1, description="Write a metrics.jsonl line every N steps.")
+    seed: int = Field(0, description="Seed for data order, initialisation and dropout.")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="'auto' uses bf16 autocast where the hardware has fast bf16, else fp32."
+    )
+
+
+class EvalSettings(Settings):
+    max_new_tokens: int = Field(128, ge=1, description="Generation budget per example.")
+    limit: int | None = Field(None, ge=1, description="Evaluate at most this many test examples.")
+    batch_size: int = Field(16, ge=1, description="Prompts per generation batch.")
+
+
+class RunConfig(Settings):
+    name: str = Field("run", pattern=r"^[A-Za-z0-9._-]+$", description="Run name (a directory name).")
+    base: str = Field(description="Built-in name, local HF directory, .gguf file or hub id.")
+    strategy: Literal["lora"] = Field("lora", description="How the model is made trainable.")
+    output_dir: Path = Field(Path("runs"), description="Runs are written to output_dir/name.")
+    trust_remote_code: bool = Field(False, description="Run model code from the model's repo (unsafe).")
+    allow_pickle: bool = Field(False, description="Allow pickled .bin/.pt weights (they can run code).")
+    lora: LoraSettings = Field(default_factory=LoraSettings)
+    data: DataSettings
+    train: TrainSettings = Field(default_factory=TrainSettings)
+    eval: EvalSettings = Field(default_factory=EvalSettings)
+
+    @model_validator(mode="after")
+    def _save_every_defaults_to_eval_every(self) -> RunConfig:
+        if self.train.save_every is None:
+            self.train.save_every = self.train.eval_every
+        return self
+
+    @property
+    def run_dir(self) -> Path:
+        return self.output_dir / self.name
+
+
+def load_config(path: Path | str, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Read run.yaml, apply `section.key=value` overrides, validate, and resolve data paths."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read: {err.strerror}") from None
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not valid YAML: {getattr(err, 'problem', err)}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}:1: the file must be a mapping of settings")
+    for item in overrides:
+        apply_override(raw, item)
+    config = validate_config(raw, source=path, text=text)
+    return resolve_paths(config, path.parent)
+
+
+def validate_config(raw: dict[str, Any], source: Path | str = "<config>", text: str = "") -> RunConfig:
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        line = yaml_line(text, first["loc"]) if text else None
+        where = f"{source}:{line}" if line else str(source)
+        more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+        raise ConfigError(f"{where}: {field}: {first['msg']}{more}") from None
+
+
+def apply_override(raw: dict[str, Any], item: str) -> None:
+    """Apply one `a.b.c=value` override; the value is parsed as YAML (so 1e-4, true, [a, b] work)."""
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override {item!r}: expected section.key=value")
+    *parents, leaf = key.strip().split(".")
+    node = raw
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {item!r}: {part} is not a section")
+    node[leaf] = yaml.safe_load(value)
+
+
+def resolve_paths(config: RunConfig, root: Path) -> RunConfig:
+    """Data paths in run.yaml are relative to the file; the output dir stays relative to the cwd."""
+    data = config.data
+    for name in ("train", "eval", "test"):
+        value = getattr(data, name)
+        if value is not None and not value.is_absolute():
+            setattr(data, name, (root / value).resolve() if (root / value).exists() else value)
+    return config
+
+
+def yaml_line(text: str, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the key at `loc` in the YAML text, or of its closest parent that exists."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for key in loc:
+        if not isinstance(node, yaml.MappingNode):
+            break
+        match = next(((k, v) for k, v in node.value if k.value == str(key)), None)
+        if match is None:
+            break
+        line, node = match[0].start_mark.line + 1, match[1]
+    return line

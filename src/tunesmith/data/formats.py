@@ -1,0 +1,158 @@
+"""Read JSONL training files in the common fine-tuning formats and normalise them to chat examples.
+
+Formats (detected per record from its keys, or forced): `messages` (OpenAI chat), `prompt`/`completion`
+(strings, or message lists as TRL accepts), alpaca (`instruction`/`input`/`output`). Every record is
+validated before any training; all problems come back together as `file:line: field: message`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import DataError, DataProblem
+
+ROLES = ("system", "user", "assistant")
+MAX_LINE_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
+class Example:
+    messages: tuple[Message, ...]
+    source: str  # "file:line", for every later message about this example
+
+    def as_dicts(self) -> list[dict[str, str]]:
+        return [{"role": m.role, "content": m.content} for m in self.messages]
+
+
+class Invalid(Exception):
+    """One problem in one record: the field path and the message."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field, self.message = field, message
+
+
+def read_examples(path: Path | str, format: str = "auto") -> list[Example]:
+    """Every record of a JSONL file as an Example; raises DataError listing every invalid record."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise DataError([DataProblem(str(path), 0, "", f"cannot read: {err.strerror}")]) from None
+    examples, problems = [], []
+    for number, line in enumerate(raw.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            examples.append(parse_line(line, format, f"{path.name}:{number}"))
+        except Invalid as bad:
+            problems.append(DataProblem(path.name, number, bad.field, bad.message))
+    if problems:
+        raise DataError(problems)
+    if not examples:
+        raise DataError([DataProblem(path.name, 1, "", "no records (the file is empty)")])
+    return examples
+
+
+def parse_line(line: bytes, format: str, source: str) -> Example:
+    if len(line) > MAX_LINE_BYTES:
+        raise Invalid("", f"line is {len(line):,} bytes, over the {MAX_LINE_BYTES:,}-byte limit")
+    try:
+        text = line.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise Invalid("", f"invalid UTF-8 at byte {err.start}") from None
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise Invalid("", f"invalid JSON: {err.msg} (column {err.colno})") from None
+    if not isinstance(record, dict):
+        raise Invalid("", f"expected a JSON object, got {json_type(record)}")
+    kind = detect_format(record) if format == "auto" else format
+    messages = NORMALISERS[kind](record)
+    check_conversation(messages)
+    return Example(tuple(messages), source)
+
+
+def detect_format(record: dict[str, Any]) -> str:
+    for kind, keys in (("messages", {"messages"}), ("prompt_completion", {"prompt", "completion"})):
+        if keys <= record.keys():
+            return kind
+    if {"instruction", "output"} <= record.keys():
+        return "alpaca"
+    found = ", ".join(sorted(record)) or "none"
+    raise Invalid(
+        "",
+        f"unknown record format (keys: {found}); expected messages, prompt+completion or instruction+output",
+    )
+
+
+def from_messages(record: dict[str, Any], key: str = "messages") -> list[Message]:
+    value = record.get(key)
+    if not isinstance(value, list) or not value:
+        raise Invalid(key, f"expected a non-empty list of messages, got {json_type(value)}")
+    return [to_message(item, f"{key}[{i}]") for i, item in enumerate(value)]
+
+
+def to_message(item: Any, field: str) -> Message:
+    if not isinstance(item, dict):
+        raise Invalid(field, f"expected an object with role and content, got {json_type(item)}")
+    role = item.get("role")
+    if role not in ROLES:
+        raise Invalid(f"{field}.role", f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
+    return Message(role, text_field(item, "content", field))
+
+
+def from_prompt_completion(record: dict[str, Any]) -> list[Message]:
+    def part(key: str, role: str) -> list[Message]:
+        if isinstance(record.get(key), list):
+            return from_messages(record, key)
+        return [Message(role, text_field(record, key))]
+
+    return part("prompt", "user") + part("completion", "assistant")
+
+
+def from_alpaca(record: dict[str, Any]) -> list[Message]:
+    instruction = text_field(record, "instruction")
+    extra = record.get("input", "")
+    if not isinstance(extra, str):
+        raise Invalid("input", f"expected a string, got {json_type(extra)}")
+    messages = [Message("system", text_field(record, "system"))] if record.get("system") else []
+    user = f"{instruction}\n\n{extra}" if extra.strip() else instruction
+    return messages + [Message("user", user), Message("assistant", text_field(record, "output"))]
+
+
+def text_field(record: dict[str, Any], key: str, parent: str = "") -> str:
+    field = f"{parent}.{key}" if parent else key
+    value = record.get(key)
+    if not isinstance(value, str):
+        raise Invalid(field, f"expected a string, got {json_type(value)}")
+    if not value.strip():
+        raise Invalid(field, "empty content")
+    return value
+
+
+def check_conversation(messages: list[Message]) -> None:
+    if messages[-1].role != "assistant":
+        raise Invalid(
+            f"messages[{len(messages) - 1}].role", "the conversation must end with an assistant turn"
+        )
+    for i, message in enumerate(messages):
+        if message.role == "system" and i > 0:
+            raise Invalid(f"messages[{i}].role", "a system message may only come first")
+
+
+def json_type(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+NORMALISERS = {"messages": from_messages, "prompt_completion": from_prompt_completion, "alpaca": from_alpaca}

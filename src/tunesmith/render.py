@@ -1,0 +1,108 @@
+"""Everything the CLI shows a person: progress bars for long work, tables, one-line errors."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from .train.loop import EvalDone, StepDone, TrainResult, TrainStart
+
+console = Console(stderr=True)
+out = Console()
+
+
+class EventRenderer:
+    """Turns stage events into progress bars and log lines. One instance per command."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        self.task = None
+
+    def __enter__(self) -> EventRenderer:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def __call__(self, event) -> None:
+        name = type(event).__name__
+        handler = getattr(self, f"on_{name}", None)
+        if handler:
+            handler(event)
+
+    def new_task(self, description: str, total: int | None) -> None:
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+        self.task = self.progress.add_task(description, total=total or None, info="")
+
+    def on_Phase(self, event) -> None:
+        console.print(f"[cyan]»[/] {event.name}")
+        self.new_task(event.name.split(" answers")[0], event.total or None) if event.total else None
+
+    def on_Progress(self, event) -> None:
+        self.progress.advance(self.task, event.advance)
+
+    def on_TrainStart(self, event: TrainStart) -> None:
+        console.print(f"  {event.plan_summary}")
+        console.print(
+            f"  {event.train_examples} train / {event.eval_examples} eval examples, "
+            f"{event.supervised_tokens:,} supervised tokens, precision {event.precision}"
+        )
+        if event.truncated:
+            console.print(f"  [yellow]{event.truncated} examples truncated to max_length[/]")
+        if event.dropped:
+            shown = ", ".join(event.dropped[:5])
+            console.print(
+                f"  [yellow]{len(event.dropped)} examples dropped (nothing left to learn): {shown}[/]"
+            )
+        self.new_task("training", event.total_steps)
+
+    def on_StepDone(self, event: StepDone) -> None:
+        info = f"loss {event.loss:.4f}  lr {event.lr:.2e}  {event.tokens_per_s:,.0f} tok/s"
+        self.progress.update(self.task, completed=event.step, info=info)
+
+    def on_EvalDone(self, event: EvalDone) -> None:
+        mark = " [green](best)[/]" if event.is_best else ""
+        self.progress.console.print(f"  step {event.step}: eval loss {event.eval_loss:.4f}{mark}")
+
+
+def print_train_result(result: TrainResult) -> None:
+    best = (
+        f"best eval loss {result.best_eval_loss:.4f} at step {result.best_step}"
+        if result.best_eval_loss
+        else ""
+    )
+    console.print(
+        f"[green]done[/] {result.steps} steps in {result.wall_seconds:.0f} s; final train loss "
+        f"{result.final_train_loss:.4f}; {best}"
+    )
+    console.print(f"  adapter: {result.artefact_dir}")
+
+
+def comparison_table(title: str, rows: dict[str, dict[str, float]], n: int) -> Table:
+    """Metrics as rows, models as columns; rates shown as percentages."""
+    columns = list(rows)
+    table = Table(title=f"{title} ({n} held-out examples)")
+    table.add_column("metric")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for metric in rows[columns[0]]:
+        table.add_row(metric, *(f"{100 * rows[c][metric]:.1f}%" for c in columns))
+    return table

@@ -1,0 +1,46 @@
+"""A run directory: what a finished run left behind, and how to load its tuned model back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from peft import PeftModel
+from transformers import AutoTokenizer
+
+from .base import load_base
+from .config import RunConfig, validate_config
+from .errors import ConfigError
+
+
+@dataclass
+class TunedModel:
+    model: object
+    tokenizer: object
+    config: RunConfig
+
+
+def read_run_config(run_dir: Path) -> RunConfig:
+    path = Path(run_dir) / "run.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir}: not a run directory (no run.yaml)")
+    return validate_config(yaml.safe_load(path.read_text(encoding="utf-8")), source=path)
+
+
+def load_tuned(run_dir: Path | str, merge: bool = False, dtype: torch.dtype = torch.float32) -> TunedModel:
+    """The base with the run's exported adapter applied, and the tokenizer saved with it."""
+    run_dir = Path(run_dir)
+    config = read_run_config(run_dir)
+    adapter = run_dir / "adapter"
+    if not (adapter / "adapter_config.json").is_file():
+        raise ConfigError(f"{run_dir}: the run has no exported adapter yet (did it finish?)")
+    base = load_base(
+        config.base, allow_pickle=config.allow_pickle, trust_remote_code=config.trust_remote_code, dtype=dtype
+    )
+    model = PeftModel.from_pretrained(base.model, adapter)
+    if merge:
+        model = model.merge_and_unload()
+    model.eval()
+    return TunedModel(model, AutoTokenizer.from_pretrained(adapter), config)

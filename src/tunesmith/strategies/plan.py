@@ -1,0 +1,38 @@
+"""What a strategy hands the training loop: the model to train and how its artefact is saved."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+
+@dataclass
+class Plan:
+    model: nn.Module
+    strategy: str
+    trainable_params: int
+    all_params: int
+
+    @property
+    def trainable_percent(self) -> float:
+        return 100.0 * self.trainable_params / max(self.all_params, 1)
+
+    def summary(self) -> str:
+        return (
+            f"trainable params: {self.trainable_params:,} || all params: {self.all_params:,} "
+            f"|| trainable%: {self.trainable_percent:.4f}"
+        )
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    def save(self, directory: Path) -> None:
+        """Write the artefact in the format its ecosystem loads (PEFT adapter, or a full HF model)."""
+        self.model.save_pretrained(directory, safe_serialization=True)
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, sum(p.numel() for p in model.parameters())

@@ -1,0 +1,1 @@
+"""04 the run: our training loop and its parts."""

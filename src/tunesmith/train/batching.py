@@ -1,0 +1,36 @@
+"""Deterministic batch order and collation. Micro-batch k of a run is a pure function of (seed, k)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from ..data.encode import IGNORE, EncodedExample
+
+
+def epoch_order(n_examples: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """The shuffled micro-batches of one epoch (the last one may be smaller)."""
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    order = torch.randperm(n_examples, generator=generator).tolist()
+    return [order[i : i + batch_size] for i in range(0, n_examples, batch_size)]
+
+
+def micro_batch_indices(k: int, n_examples: int, batch_size: int, seed: int) -> list[int]:
+    """Indices of the k-th micro-batch of the run, across epochs."""
+    per_epoch = -(-n_examples // batch_size)
+    return epoch_order(n_examples, batch_size, seed, k // per_epoch)[k % per_epoch]
+
+
+def collate(examples: Sequence[EncodedExample], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad to the longest example; padding is masked out of attention and labels."""
+    width = max(len(e.input_ids) for e in examples)
+    input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
+    attention_mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, example in enumerate(examples):
+        n = len(example.input_ids)
+        input_ids[row, :n] = torch.tensor(example.input_ids)
+        labels[row, :n] = torch.tensor(example.labels)
+        attention_mask[row, :n] = 1
+    return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
