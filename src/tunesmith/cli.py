@@ -71,7 +71,7 @@ def demo(
         return
     out.print(comparison_table("Entities as JSON", rows, result.base.scores.n))
     for example, before, after in list(
-        zip(result.examples, result.base.generations, result.tuned.generations)
+        zip(result.examples, result.base.generations, result.tuned.generations, strict=False)
     )[:3]:
         out.print(f"[bold]sentence:[/] {example.messages[-2].content[:160]}")
         out.print(f"  reference: {example.messages[-1].content[:160]}")

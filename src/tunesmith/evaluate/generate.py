@@ -29,7 +29,7 @@ def generate(
     """Greedy answers to chat prompts (lists of messages), in the order given.
 
     Prompts are batched by length to waste little padding; padding goes on the left, so every row's last
-    prompt token sits at the same position and batched output equals one-at-a-time output (transformers#25790).
+    prompt token sits at the same position: batched output equals one-at-a-time output (transformers#25790).
     """
     model.eval()
     encoded = [encode_prompt(tokenizer, messages) for messages in prompts]
@@ -38,7 +38,9 @@ def generate(
     for start in range(0, len(order), batch_size):
         indices = order[start : start + batch_size]
         for index, generation in zip(
-            indices, generate_batch(model, tokenizer, [encoded[i] for i in indices], max_new_tokens)
+            indices,
+            generate_batch(model, tokenizer, [encoded[i] for i in indices], max_new_tokens),
+            strict=False,
         ):
             results[index] = generation
         if on_progress:
