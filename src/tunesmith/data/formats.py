@@ -69,7 +69,7 @@ def parse_line(line: bytes, format: str, source: str) -> Example:
     try:
         text = line.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        raise Invalid("", f"invalid UTF-8 at byte {err.start}") from None
+        raise Invalid("", f"invalid UTF-8 at byte column {err.start + 1}") from None
     try:
         record = json.loads(text)
     except json.JSONDecodeError as err:

@@ -1,4 +1,4 @@
-"""Deterministic batch order and collation. Micro-batch k of a run is a pure function of (seed, k)."""
+"""Deterministic batch order and collation: the order of an epoch is a pure function of (seed, epoch)."""
 
 from __future__ import annotations
 
@@ -14,12 +14,6 @@ def epoch_order(n_examples: int, batch_size: int, seed: int, epoch: int) -> list
     generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
     order = torch.randperm(n_examples, generator=generator).tolist()
     return [order[i : i + batch_size] for i in range(0, n_examples, batch_size)]
-
-
-def micro_batch_indices(k: int, n_examples: int, batch_size: int, seed: int) -> list[int]:
-    """Indices of the k-th micro-batch of the run, across epochs."""
-    per_epoch = -(-n_examples // batch_size)
-    return epoch_order(n_examples, batch_size, seed, k // per_epoch)[k % per_epoch]
 
 
 def collate(examples: Sequence[EncodedExample], pad_id: int) -> dict[str, torch.Tensor]:

@@ -27,6 +27,36 @@ def save_checkpoint(run_dir: Path, plan: Plan, state: dict) -> Path:
     return target
 
 
+class CheckpointKeeper:
+    """Saves checkpoints and keeps two: the newest and the best by eval loss (which may be the same)."""
+
+    def __init__(self, run_dir: Path, plan: Plan):
+        self.run_dir, self.plan = run_dir, plan
+        self.latest: Path | None = None
+        self.best: Path | None = None
+        self.best_step = 0
+        self.best_eval_loss = float("inf")
+
+    def save(self, state: dict) -> Path:
+        if self.latest is None or self.latest != checkpoint_dir(self.run_dir, state["step"]):
+            self.latest = save_checkpoint(self.run_dir, self.plan, state)
+            prune_checkpoints(self.run_dir, keep={p for p in (self.best, self.latest) if p})
+        return self.latest
+
+    def offer(self, state: dict, eval_loss: float) -> bool:
+        """Record an eval result; checkpoint the step if it is the best so far. True if it is."""
+        if eval_loss >= self.best_eval_loss:
+            return False
+        self.best_eval_loss, self.best_step = eval_loss, state["step"]
+        self.best = self.save(state | {"eval_loss": eval_loss})
+        return True
+
+    @property
+    def chosen(self) -> Path | None:
+        """What the run exports: the best checkpoint if anything was evaluated, else the newest."""
+        return self.best or self.latest
+
+
 def prune_checkpoints(run_dir: Path, keep: set[Path]) -> None:
     """Delete committed checkpoints not in `keep` (called only after a newer one is committed)."""
     for path in sorted((run_dir / "checkpoints").glob("step-*")):

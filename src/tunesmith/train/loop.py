@@ -28,7 +28,7 @@ from ..data.splits import load_training_data
 from ..files import atomic_write_text
 from ..strategies import PREPARE, Plan
 from .batching import collate, epoch_order
-from .checkpoint import export_artefact, prune_checkpoints, save_checkpoint
+from .checkpoint import CheckpointKeeper, export_artefact
 from .loss import SupervisedNLL
 from .schedule import learning_rate_at
 
@@ -85,12 +85,10 @@ def train(config: RunConfig, *, base: Base | None = None, on_event: Callable[[Ev
     """Fine-tune `config.base` on `config.data`; write the run directory; return what happened."""
     emit = on_event or (lambda event: None)
     started = time.perf_counter()
-    run_dir = config.run_dir
+    settings, run_dir = config.train, config.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "run.yaml", config_yaml(config))
-    seed_everything(config.train.seed)
-
-    settings = config.train
+    seed_everything(settings.seed)
     precision = choose_precision(settings.precision)
     base = base or load_base(
         config.base,
@@ -98,7 +96,7 @@ def train(config: RunConfig, *, base: Base | None = None, on_event: Callable[[Ev
         trust_remote_code=config.trust_remote_code,
         dtype=base_dtype(config),
     )
-    data = load_training_data(config.data, base.tokenizer, config.train.seed)
+    data = load_training_data(config.data, base.tokenizer, settings.seed)
     system = common_system_message(data.train_examples)
     atomic_write_text(run_dir / PROMPTING, json.dumps({"system": system}, indent=1))
     plan = PREPARE[config.strategy](base.model, getattr(config, config.strategy))
@@ -107,83 +105,44 @@ def train(config: RunConfig, *, base: Base | None = None, on_event: Callable[[Ev
         plan.trainable_parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
     )
     loss_module, optimizer = accelerator.prepare(SupervisedNLL(plan.model), optimizer)
-
     total_steps = count_steps(config, len(data.train.examples))
-    emit(
-        TrainStart(
-            total_steps,
-            plan.summary(),
-            len(data.train.examples),
-            len(data.eval.examples) if data.eval else 0,
-            data.train.supervised_tokens,
-            data.train.truncated + (data.eval.truncated if data.eval else 0),
-            data.train.dropped,
-            precision,
-        )
-    )
+    emit(start_event(plan, data, total_steps, precision))
 
     pad_id = base.tokenizer.pad_token_id
     micro_batches = micro_batch_stream(data.train, settings.batch_size, settings.seed)
-    best = {"step": 0, "eval_loss": math.inf, "path": None}
-    latest = None
-    train_loss = math.nan
+    keeper = CheckpointKeeper(run_dir, plan)
     with (run_dir / "metrics.jsonl").open("a", encoding="utf-8") as metrics:
-        for step in range(total_steps):
-            lr = learning_rate_at(
-                step,
-                total_steps,
-                settings.learning_rate,
-                settings.warmup_steps,
-                settings.schedule,
-                settings.min_lr_ratio,
-            )
+        for step in range(1, total_steps + 1):
+            lr = scheduled_lr(settings, step - 1, total_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             window = [next(micro_batches) for _ in range(settings.grad_accum)]
             tick = time.perf_counter()
-            train_loss, grad_norm = optimizer_step(
-                accelerator, loss_module, optimizer, plan, window, pad_id, settings.max_grad_norm
-            )
-            seconds = time.perf_counter() - tick
-            done = StepDone(
-                step + 1,
-                total_steps,
-                window[-1][0],
-                train_loss,
-                lr,
-                grad_norm,
-                sum(n_tokens(b) for _, b in window) / seconds,
-                sum(e.supervised_tokens for _, b in window for e in b) / seconds,
+            train_loss = accumulate_gradients(accelerator, loss_module, window, pad_id)
+            grad_norm = apply_update(accelerator, optimizer, plan, settings.max_grad_norm)
+            done = step_event(
+                step, total_steps, window, train_loss, lr, grad_norm, time.perf_counter() - tick
             )
             emit(done)
-            if (step + 1) % settings.log_every == 0 or step + 1 == total_steps:
-                write_metrics(metrics, asdict(done) | {"type": "train"})
-            is_last = step + 1 == total_steps
-            if data.eval and ((step + 1) % settings.eval_every == 0 or is_last):
+            last = step == total_steps
+            if step % settings.log_every == 0 or last:
+                write_metrics(metrics, {"type": "train"} | asdict(done))
+            state = {"step": step, "train_loss": train_loss}
+            if data.eval and (step % settings.eval_every == 0 or last):
                 eval_loss = evaluate_loss(accelerator, loss_module, data.eval, settings.batch_size, pad_id)
-                is_best = eval_loss < best["eval_loss"]
-                emit(EvalDone(step + 1, eval_loss, is_best))
-                write_metrics(metrics, {"type": "eval", "step": step + 1, "eval_loss": eval_loss})
-                if is_best:
-                    state = {"step": step + 1, "eval_loss": eval_loss, "train_loss": train_loss}
-                    best = {
-                        "step": step + 1,
-                        "eval_loss": eval_loss,
-                        "path": save_checkpoint(run_dir, plan, state),
-                    }
-            if not data.eval and ((step + 1) % settings.save_every == 0 or is_last):
-                latest = save_checkpoint(run_dir, plan, {"step": step + 1, "train_loss": train_loss})
-            prune_checkpoints(run_dir, keep={p for p in (best["path"], latest) if p is not None})
+                emit(EvalDone(step, eval_loss, keeper.offer(state, eval_loss)))
+                write_metrics(metrics, {"type": "eval", "step": step, "eval_loss": eval_loss})
+            if step % settings.save_every == 0 or last:
+                keeper.save(state)
 
-    chosen = best["path"] or latest
     artefact_dir = run_dir / ("adapter" if plan.strategy == "lora" else "model")
-    export_artefact(chosen, artefact_dir, base.tokenizer)
+    export_artefact(keeper.chosen, artefact_dir, base.tokenizer)
     result = TrainResult(
         run_dir,
         artefact_dir,
         total_steps,
-        best["step"] or total_steps,
-        best["eval_loss"] if best["path"] else None,
+        keeper.best_step or total_steps,
+        keeper.best_eval_loss if keeper.best else None,
         train_loss,
         time.perf_counter() - started,
         plan.trainable_params,
@@ -194,10 +153,11 @@ def train(config: RunConfig, *, base: Base | None = None, on_event: Callable[[Ev
     return result
 
 
-def optimizer_step(
-    accelerator, loss_module, optimizer, plan: Plan, window, pad_id: int, max_grad_norm: float | None
-) -> tuple[float, float]:
-    """One optimizer step over the micro-batches of `window`; returns (token-mean loss, grad norm)."""
+def accumulate_gradients(accelerator, loss_module, window, pad_id: int) -> float:
+    """Backward over the micro-batches of one optimizer step; returns the window's token-mean loss.
+
+    Each micro-batch's NLL sum is divided by the supervised tokens of the whole window (on all processes),
+    so batch 8 x accum 1 and batch 1 x accum 8 give the same gradient."""
     window_tokens = sum(e.supervised_tokens for _, batch in window for e in batch)
     window_tokens = accelerator.reduce(torch.tensor(window_tokens, device=accelerator.device), "sum").item()
     scale = accelerator.num_processes / window_tokens  # DDP averages gradients over processes
@@ -205,17 +165,54 @@ def optimizer_step(
     nll_total = 0.0
     for index, (_, examples) in enumerate(window):
         batch = {k: v.to(accelerator.device) for k, v in collate(examples, pad_id).items()}
-        sync = index == len(window) - 1
-        with accelerator.no_sync(loss_module) if not sync else nullcontext(), accelerator.autocast():
+        last = index == len(window) - 1
+        with nullcontext() if last else accelerator.no_sync(loss_module), accelerator.autocast():
             nll = loss_module(**batch)
         accelerator.backward(nll * scale)
         nll_total += nll.item()
+    return nll_total * scale
+
+
+def apply_update(accelerator, optimizer, plan: Plan, max_grad_norm: float | None) -> float:
+    """Clip, step, clear; returns the gradient norm before clipping (nan when clipping is off)."""
     grad_norm = math.nan
     if max_grad_norm is not None:
         grad_norm = float(accelerator.clip_grad_norm_(plan.trainable_parameters(), max_grad_norm))
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return nll_total * accelerator.num_processes / window_tokens, grad_norm
+    return grad_norm
+
+
+def scheduled_lr(settings, step: int, total_steps: int) -> float:
+    return learning_rate_at(
+        step,
+        total_steps,
+        settings.learning_rate,
+        settings.warmup_steps,
+        settings.schedule,
+        settings.min_lr_ratio,
+    )
+
+
+def start_event(plan: Plan, data, total_steps: int, precision: str) -> TrainStart:
+    eval_set = data.eval
+    return TrainStart(
+        total_steps,
+        plan.summary(),
+        len(data.train.examples),
+        len(eval_set.examples) if eval_set else 0,
+        data.train.supervised_tokens,
+        data.train.truncated + (eval_set.truncated if eval_set else 0),
+        data.train.dropped + (eval_set.dropped if eval_set else []),
+        precision,
+    )
+
+
+def step_event(step, total_steps, window, loss, lr, grad_norm, seconds) -> StepDone:
+    processed = sum(len(e.input_ids) for _, batch in window for e in batch)
+    supervised = sum(e.supervised_tokens for _, batch in window for e in batch)
+    epoch = window[-1][0]
+    return StepDone(step, total_steps, epoch, loss, lr, grad_norm, processed / seconds, supervised / seconds)
 
 
 @torch.no_grad()
@@ -283,10 +280,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def n_tokens(examples) -> int:
-    return sum(len(e.input_ids) for e in examples)
 
 
 def write_metrics(handle, record: dict) -> None:

@@ -1,0 +1,120 @@
+"""The training loop on a tiny random Llama: accumulation is exact, the run directory is complete."""
+
+import json
+
+import pytest
+import torch
+from accelerate import Accelerator
+from peft import PeftModel
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM
+
+from tests.conftest import VARIED_CHATS, write_jsonl
+from tunesmith.base import load_base
+from tunesmith.config import validate_config
+from tunesmith.data.splits import load_training_data
+from tunesmith.files import verify_directory
+from tunesmith.strategies import prepare_lora
+from tunesmith.train.loop import accumulate_gradients, train
+from tunesmith.train.loss import SupervisedNLL
+
+
+def tiny_config(tmp_path, model_dir, **train):
+    data = write_jsonl(tmp_path / "train.jsonl", VARIED_CHATS)
+    settings = {"learning_rate": 1e-2, "warmup_steps": 0, "precision": "fp32", "seed": 3} | train
+    return validate_config(
+        {
+            "name": "tiny",
+            "base": str(model_dir),
+            "output_dir": str(tmp_path / "runs"),
+            "lora": {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]},
+            "data": {"train": str(data), "eval": str(data), "max_length": 128},
+            "train": settings,
+        }
+    )
+
+
+def gradients_for(config, batch_size: int, accum: int):
+    base = load_base(config.base)
+    data = load_training_data(config.data, base.tokenizer, 0)
+    torch.manual_seed(0)
+    plan = prepare_lora(base.model, config.lora)
+    for name, param in plan.model.named_parameters():  # B=0 at init would leave A without gradient
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.1)
+    examples = data.train.examples
+    window = [(0.0, examples[i : i + batch_size]) for i in range(0, batch_size * accum, batch_size)]
+    accelerator = Accelerator(cpu=True)
+    module = SupervisedNLL(plan.model)
+    loss = accumulate_gradients(accelerator, module, window, base.tokenizer.pad_token_id)
+    grads = {n: p.grad.clone() for n, p in plan.model.named_parameters() if p.requires_grad}
+    return loss, grads, examples
+
+
+def test_batch_8_accum_1_equals_batch_1_accum_8_on_variable_lengths(tmp_path, tiny_model_dir):
+    config = tiny_config(tmp_path, tiny_model_dir)
+    loss_a, grads_a, examples = gradients_for(config, batch_size=8, accum=1)
+    loss_b, grads_b, _ = gradients_for(config, batch_size=1, accum=8)
+    lengths = {e.supervised_tokens for e in examples}
+    assert len(lengths) >= 5, "the data must have uneven lengths for this test to mean anything"
+    assert loss_a == pytest.approx(loss_b, rel=1e-5)
+    for name in grads_a:
+        torch.testing.assert_close(grads_a[name], grads_b[name], rtol=1e-5, atol=1e-7, msg=name)
+
+
+def test_mean_of_micro_batch_means_would_differ(tmp_path, tiny_model_dir):
+    """Control for the test above: the naive normalisation (trl#2175) is measurably different here."""
+    config = tiny_config(tmp_path, tiny_model_dir)
+    _, _, examples = gradients_for(config, batch_size=1, accum=8)
+    base = load_base(config.base)
+    module = SupervisedNLL(base.model)
+    from tunesmith.train.batching import collate
+
+    with torch.no_grad():
+        per_example = [
+            module(**collate([e], base.tokenizer.pad_token_id)).item() / e.supervised_tokens for e in examples
+        ]
+        token_mean = sum(
+            module(**collate([e], base.tokenizer.pad_token_id)).item() for e in examples
+        ) / sum(e.supervised_tokens for e in examples)
+    assert abs(sum(per_example) / len(per_example) - token_mean) > 1e-3
+
+
+def test_train_writes_a_complete_run_directory(tmp_path, tiny_model_dir):
+    config = tiny_config(tmp_path, tiny_model_dir, max_steps=4, batch_size=4, eval_every=2)
+    events = []
+    result = train(config, on_event=events.append)
+    run = config.run_dir
+    assert {p.name for p in run.iterdir()} >= {"run.yaml", "metrics.jsonl", "adapter", "checkpoints"}
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines if r["type"] == "train"] == [1, 2, 3, 4]
+    assert [r["step"] for r in lines if r["type"] == "eval"] == [2, 4]
+    assert verify_directory(result.artefact_dir) is None
+    assert (result.artefact_dir / "adapter_model.safetensors").is_file()
+    assert result.best_step in (2, 4)
+    saved = load_file(result.artefact_dir / "adapter_model.safetensors")
+    assert any("lora_B" in k and v.abs().sum() > 0 for k, v in saved.items()), "the adapter learned nothing"
+    assert "trainable%" in next(e for e in events if type(e).__name__ == "TrainStart").plan_summary
+
+
+def test_exported_adapter_is_the_best_checkpoint_not_the_last(tmp_path, tiny_model_dir):
+    # A learning rate this high makes the eval loss blow up after the first steps.
+    config = tiny_config(tmp_path, tiny_model_dir, max_steps=6, batch_size=8, eval_every=1, learning_rate=3.0,
+                         max_grad_norm=None)
+    result = train(config)
+    evals = [json.loads(x) for x in (config.run_dir / "metrics.jsonl").read_text().splitlines()]
+    losses = {r["step"]: r["eval_loss"] for r in evals if r["type"] == "eval"}
+    best_step = min(losses, key=losses.get)
+    assert best_step != 6, "the schedule did not make the last step worse; the test proves nothing"
+    assert result.best_step == best_step
+    exported = load_file(result.artefact_dir / "adapter_model.safetensors")
+    best = load_file(config.run_dir / "checkpoints" / f"step-{best_step:06d}" / "artefact" /
+                     "adapter_model.safetensors")
+    assert all(torch.equal(exported[k], best[k]) for k in best)
+
+
+def test_saved_adapter_loads_with_plain_peft(tmp_path, tiny_model_dir):
+    config = tiny_config(tmp_path, tiny_model_dir, max_steps=2, batch_size=4)
+    result = train(config)
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), result.artefact_dir)
+    assert any("lora_A" in n for n, _ in model.named_parameters())
