@@ -59,11 +59,15 @@ def chat(user: str, answer: str, system: str | None = None) -> dict:
 
 VARIED_CHATS = [
     chat("Name a colour.", "Blue."),
-    chat("Extract entities: Acme Corp hired John Smith in Paris.",
-         '[{"name": "Acme Corp", "type": "ORGANIZATION"}, {"name": "John Smith", "type": "PERSON"}]'),
+    chat(
+        "Extract entities: Acme Corp hired John Smith in Paris.",
+        '[{"name": "Acme Corp", "type": "ORGANIZATION"}, {"name": "John Smith", "type": "PERSON"}]',
+    ),
     chat("2+2?", "4"),
-    chat("Write a haiku about rain on a tin roof in late autumn evenings.",
-         "Drums on the tin roof,\nautumn counts its falling coins,\nthe evening listens."),
+    chat(
+        "Write a haiku about rain on a tin roof in late autumn evenings.",
+        "Drums on the tin roof,\nautumn counts its falling coins,\nthe evening listens.",
+    ),
     chat("Say nothing but OK.", "OK"),
     chat("List three primes.", "2, 3 and 5 are the first three primes; 7 comes next."),
     chat("Translate 'bonjour'.", "Hello."),

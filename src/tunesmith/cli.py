@@ -11,9 +11,7 @@ import typer
 
 from .errors import TunesmithError
 
-app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help="Fine-tune a foundation model on your data."
-)
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Fine-tune a foundation model on your data.")
 
 SET_HELP = "Override a run.yaml value: --set train.learning_rate=1e-4 (repeatable)."
 
@@ -34,7 +32,7 @@ def train(
     """Fine-tune the base in CONFIG on its data and write a run directory."""
     from .config import load_config
     from .render import EventRenderer, print_train_result
-    from .train.loop import train as train_stage
+    from .training.loop import train as train_stage
 
     extra = {
         "train.max_steps": max_steps,
@@ -59,9 +57,7 @@ def demo(
     from .demo import demo_config, run_demo
     from .render import EventRenderer, comparison_table, out, print_train_result
 
-    config = demo_config(
-        overrides([], **{"train.max_steps": max_steps, "eval.limit": limit, "output_dir": output_dir})
-    )
+    config = demo_config(overrides([], **{"train.max_steps": max_steps, "eval.limit": limit, "output_dir": output_dir}))
     with EventRenderer() as renderer:
         result = run_demo(config, on_event=renderer)
     print_train_result(result.train)
@@ -116,7 +112,11 @@ def chat(
 
 
 def quiet_libraries() -> None:
+    import warnings
+
     import transformers
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
 
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()

@@ -48,6 +48,7 @@ class TrainSettings(Settings):
     max_steps: int | None = Field(None, ge=1, description="Optimizer steps; overrides epochs.")
     batch_size: int = Field(8, ge=1, description="Examples per micro-batch.")
     grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
+    group_by_length: bool = Field(True, description="Batch examples of similar length together (less padding).")
     warmup_steps: int = Field(10, ge=0, description="Linear warm-up steps.")
     schedule: Literal["cosine", "linear", "constant"] = Field("cosine", description="Decay after warm-up.")
     min_lr_ratio: float = Field(0.1, ge=0, le=1, description="Final LR as a fraction of the peak.")

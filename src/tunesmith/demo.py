@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .base import load_base
@@ -11,8 +12,9 @@ from .config import RunConfig, load_config
 from .data.formats import read_examples
 from .errors import ConfigError
 from .evaluate.task import TaskEvaluation, evaluate_examples
+from .files import atomic_write_text
 from .runs import load_tuned
-from .train.loop import TrainResult, base_dtype, train
+from .training.loop import TrainResult, base_dtype, train
 
 EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "examples" / "ner_finance.yaml"
 
@@ -65,7 +67,18 @@ def run_demo(config: RunConfig, on_event: Callable[[object], None] | None = None
     emit(Phase("tuned model answers held-out examples", len(test)))
     tuned = load_tuned(result.run_dir, merge=True, dtype=dtype)
     after = evaluate(tuned.model, tuned.tokenizer, test, config, emit)
+    write_results(result.run_dir / "demo_results.json", before, after, test)
     return DemoResult(before, after, result, config, test)
+
+
+def write_results(path: Path, before: TaskEvaluation, after: TaskEvaluation, examples) -> None:
+    """Scores and every answer side by side, so a person can read what changed."""
+    rows = [
+        {"source": e.source, "reference": ref, "base": b.text, "tuned": t.text, "tuned_stopped": t.stopped}
+        for e, ref, b, t in zip(examples, after.references, before.generations, after.generations, strict=True)
+    ]
+    report = {"base": asdict(before.scores), "tuned": asdict(after.scores), "examples": rows}
+    atomic_write_text(path, json.dumps(report, indent=1, ensure_ascii=False))
 
 
 def evaluate(model, tokenizer, examples, config: RunConfig, emit) -> TaskEvaluation:

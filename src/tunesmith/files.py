@@ -44,9 +44,7 @@ def write_directory(target: Path, fill: Callable[[Path], None]) -> None:
     try:
         fill(staging)
         files = sorted(p for p in staging.rglob("*") if p.is_file())
-        manifest = {
-            str(p.relative_to(staging)): {"sha256": sha256_of(p), "bytes": p.stat().st_size} for p in files
-        }
+        manifest = {str(p.relative_to(staging)): {"sha256": sha256_of(p), "bytes": p.stat().st_size} for p in files}
         atomic_write_text(staging / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
         fsync_tree(staging)
         if target.exists():

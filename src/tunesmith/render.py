@@ -13,7 +13,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from .train.loop import EvalDone, StepDone, TrainResult, TrainStart
+from .training.loop import EvalDone, StepDone, TrainResult, TrainStart
 
 console = Console(stderr=True)
 out = Console()
@@ -69,9 +69,7 @@ class EventRenderer:
             console.print(f"  [yellow]{event.truncated} examples truncated to max_length[/]")
         if event.dropped:
             shown = ", ".join(event.dropped[:5])
-            console.print(
-                f"  [yellow]{len(event.dropped)} examples dropped (nothing left to learn): {shown}[/]"
-            )
+            console.print(f"  [yellow]{len(event.dropped)} examples dropped (nothing left to learn): {shown}[/]")
         self.new_task("training", event.total_steps)
 
     def on_StepDone(self, event: StepDone) -> None:
@@ -84,11 +82,7 @@ class EventRenderer:
 
 
 def print_train_result(result: TrainResult) -> None:
-    best = (
-        f"best eval loss {result.best_eval_loss:.4f} at step {result.best_step}"
-        if result.best_eval_loss
-        else ""
-    )
+    best = f"best eval loss {result.best_eval_loss:.4f} at step {result.best_step}" if result.best_eval_loss else ""
     console.print(
         f"[green]done[/] {result.steps} steps in {result.wall_seconds:.0f} s; final train loss "
         f"{result.final_train_loss:.4f}; {best}"

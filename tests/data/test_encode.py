@@ -22,7 +22,11 @@ def supervised_spans(encoded) -> list[list[int]]:
 
 def test_golden_multi_turn_mask_is_each_assistant_answer_plus_terminator(smol_tokenizer):
     convo = example(
-        ("system", "Be brief."), ("user", "Hi"), ("assistant", "Hello!"), ("user", "Bye"), ("assistant", "Bye now.")
+        ("system", "Be brief."),
+        ("user", "Hi"),
+        ("assistant", "Hello!"),
+        ("user", "Bye"),
+        ("assistant", "Bye now."),
     )
     encoded = encode_example(smol_tokenizer, convo, max_length=512)
     decoded = [smol_tokenizer.decode(span) for span in supervised_spans(encoded)]

@@ -2,8 +2,8 @@ import hashlib
 import json
 
 import pytest
-
 from tests.conftest import VARIED_CHATS, write_jsonl
+
 from tunesmith.data.formats import read_examples
 from tunesmith.errors import DataError
 
@@ -47,7 +47,10 @@ def test_unknown_role_gives_file_line_field(tmp_path):
         (b'{"text": "hi"}', "train.jsonl:2: unknown record format (keys: text)"),
         (b'{"prompt": "hi", "completion": "  "}', "train.jsonl:2: completion: empty content"),
         (b'{"prompt": "hi", "completion": 3}', "train.jsonl:2: completion: expected a string, got a number"),
-        (b'{"messages": [{"role": "user", "content": "hi"}]}', "train.jsonl:2: messages[0].role: the conversation"),
+        (
+            b'{"messages": [{"role": "user", "content": "hi"}]}',
+            "train.jsonl:2: messages[0].role: the conversation",
+        ),
         (b'{"prompt": "caf\xe9", "completion": "x"}', "train.jsonl:2: invalid UTF-8 at byte column 16"),
     ],
 )

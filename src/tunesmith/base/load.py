@@ -12,13 +12,15 @@ import logging
 import os
 import re
 import shutil
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 from safetensors.torch import save_file
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from ..errors import ModelLoadError, UnsafeFileError
 from .catalog import BUILTINS
@@ -73,14 +75,20 @@ def load_base(
     allow_pickle: bool = False,
     trust_remote_code: bool = False,
     dtype: torch.dtype = torch.float32,
-    model_class=AutoModelForCausalLM,
+    model_class=None,
 ) -> Base:
-    """Load model + tokenizer. Raises ModelLoadError / UnsafeFileError with a one-line reason."""
+    """Load model + tokenizer. Raises ModelLoadError / UnsafeFileError with a one-line reason.
+
+    `model_class` defaults to a causal LM, or to the bare encoder for an encoder built-in."""
     started = time.perf_counter()
+    if model_class is None:
+        encoder = spec in BUILTINS and BUILTINS[spec].kind == "encoder"
+        model_class = AutoModel if encoder else AutoModelForCausalLM
     where = hf_dir_for(spec, allow_pickle=allow_pickle)
     if trust_remote_code:
         log.warning("trust_remote_code is on: code from '%s' will run on this machine", spec)
     kwargs = dict(dtype=dtype, trust_remote_code=trust_remote_code, use_safetensors=not allow_pickle)
+    kwargs["local_files_only"] = not hub_reachable(where)
     try:
         model = model_class.from_pretrained(where, **kwargs)
     except OSError as err:
@@ -93,7 +101,9 @@ def load_tokenizer(spec: str, *, trust_remote_code: bool = False, _where: str | 
     """The tokenizer alone (cheap): what data checks and encoding need."""
     where = _where or hf_dir_for(spec, allow_pickle=True)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(
+            where, trust_remote_code=trust_remote_code, local_files_only=not hub_reachable(where)
+        )
     except OSError as err:
         raise load_error(spec, err) from None
     if tokenizer.pad_token is None:
@@ -109,7 +119,31 @@ def hf_dir_for(spec: str, *, allow_pickle: bool) -> str:
         return str(dequantised_cache(Path(location.path)))
     if location.kind == "dir":
         check_weights_are_safe(Path(location.path), allow_pickle)
+    if location.kind == "hub" and not hub_reachable(spec) and not in_hub_cache(spec):
+        raise load_error(spec, OSError("the model hub is unreachable and the model is not in the local cache"))
     return location.path
+
+
+def hub_reachable(where: str) -> bool:
+    """False when `where` is a hub id and the hub cannot be reached: answer from the local cache at once
+    instead of retrying a dead network for half a minute."""
+    if Path(where).exists():
+        return True
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    try:
+        socket.getaddrinfo(urlparse(constants.ENDPOINT).hostname, 443)
+    except OSError:
+        return False
+    return True
+
+
+def in_hub_cache(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
 
 
 def check_weights_are_safe(directory: Path, allow_pickle: bool) -> None:

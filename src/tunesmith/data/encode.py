@@ -41,9 +41,7 @@ class EncodedDataset:
 
 def render_ids(tokenizer, messages: Sequence[dict], add_generation_prompt: bool) -> list[int]:
     """Token ids of a conversation rendered by the tokenizer's chat template, with exactly one BOS."""
-    text = tokenizer.apply_chat_template(
-        list(messages), tokenize=False, add_generation_prompt=add_generation_prompt
-    )
+    text = tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=add_generation_prompt)
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     return with_one_bos(tokenizer, ids)
 
@@ -76,9 +74,7 @@ def encode_example(tokenizer, example: Example, max_length: int) -> EncodedExamp
         start = len(render_ids(tokenizer, messages[:turn], add_generation_prompt=True))
         through = render_ids(tokenizer, messages[: turn + 1], add_generation_prompt=False)
         if ids[: len(through)] != through or start >= len(through):
-            problem = DataProblem(
-                example.source, 0, f"messages[{turn}]", "chat template is not prefix-stable"
-            )
+            problem = DataProblem(example.source, 0, f"messages[{turn}]", "chat template is not prefix-stable")
             raise DataError([problem])
         end = end_of_turn(through, start, tokenizer.eos_token_id)
         labels[start:end] = ids[start:end]

@@ -142,9 +142,7 @@ def text_field(record: dict[str, Any], key: str, parent: str = "") -> str:
 
 def check_conversation(messages: list[Message]) -> None:
     if messages[-1].role != "assistant":
-        raise Invalid(
-            f"messages[{len(messages) - 1}].role", "the conversation must end with an assistant turn"
-        )
+        raise Invalid(f"messages[{len(messages) - 1}].role", "the conversation must end with an assistant turn")
     for i, message in enumerate(messages):
         if message.role == "system" and i > 0:
             raise Invalid(f"messages[{i}].role", "a system message may only come first")

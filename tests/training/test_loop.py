@@ -7,16 +7,16 @@ import torch
 from accelerate import Accelerator
 from peft import PeftModel
 from safetensors.torch import load_file
+from tests.conftest import VARIED_CHATS, write_jsonl
 from transformers import AutoModelForCausalLM
 
-from tests.conftest import VARIED_CHATS, write_jsonl
 from tunesmith.base import load_base
 from tunesmith.config import validate_config
 from tunesmith.data.splits import load_training_data
 from tunesmith.files import verify_directory
 from tunesmith.strategies import prepare_lora
-from tunesmith.train.loop import accumulate_gradients, train
-from tunesmith.train.loss import SupervisedNLL
+from tunesmith.training.loop import accumulate_gradients, train
+from tunesmith.training.loss import SupervisedNLL
 
 
 def tiny_config(tmp_path, model_dir, **train):
@@ -68,15 +68,15 @@ def test_mean_of_micro_batch_means_would_differ(tmp_path, tiny_model_dir):
     _, _, examples = gradients_for(config, batch_size=1, accum=8)
     base = load_base(config.base)
     module = SupervisedNLL(base.model)
-    from tunesmith.train.batching import collate
+    from tunesmith.training.batching import collate
 
     with torch.no_grad():
         per_example = [
             module(**collate([e], base.tokenizer.pad_token_id)).item() / e.supervised_tokens for e in examples
         ]
-        token_mean = sum(
-            module(**collate([e], base.tokenizer.pad_token_id)).item() for e in examples
-        ) / sum(e.supervised_tokens for e in examples)
+        token_mean = sum(module(**collate([e], base.tokenizer.pad_token_id)).item() for e in examples) / sum(
+            e.supervised_tokens for e in examples
+        )
     assert abs(sum(per_example) / len(per_example) - token_mean) > 1e-3
 
 
@@ -99,8 +99,15 @@ def test_train_writes_a_complete_run_directory(tmp_path, tiny_model_dir):
 
 def test_exported_adapter_is_the_best_checkpoint_not_the_last(tmp_path, tiny_model_dir):
     # A learning rate this high makes the eval loss blow up after the first steps.
-    config = tiny_config(tmp_path, tiny_model_dir, max_steps=6, batch_size=8, eval_every=1, learning_rate=3.0,
-                         max_grad_norm=None)
+    config = tiny_config(
+        tmp_path,
+        tiny_model_dir,
+        max_steps=6,
+        batch_size=8,
+        eval_every=1,
+        learning_rate=3.0,
+        max_grad_norm=None,
+    )
     result = train(config)
     evals = [json.loads(x) for x in (config.run_dir / "metrics.jsonl").read_text().splitlines()]
     losses = {r["step"]: r["eval_loss"] for r in evals if r["type"] == "eval"}
@@ -108,8 +115,9 @@ def test_exported_adapter_is_the_best_checkpoint_not_the_last(tmp_path, tiny_mod
     assert best_step != 6, "the schedule did not make the last step worse; the test proves nothing"
     assert result.best_step == best_step
     exported = load_file(result.artefact_dir / "adapter_model.safetensors")
-    best = load_file(config.run_dir / "checkpoints" / f"step-{best_step:06d}" / "artefact" /
-                     "adapter_model.safetensors")
+    best = load_file(
+        config.run_dir / "checkpoints" / f"step-{best_step:06d}" / "artefact" / "adapter_model.safetensors"
+    )
     assert all(torch.equal(exported[k], best[k]) for k in best)
 
 

@@ -109,7 +109,7 @@ def train(config: RunConfig, *, base: Base | None = None, on_event: Callable[[Ev
     emit(start_event(plan, data, total_steps, precision))
 
     pad_id = base.tokenizer.pad_token_id
-    micro_batches = micro_batch_stream(data.train, settings.batch_size, settings.seed)
+    micro_batches = micro_batch_stream(data.train, settings.batch_size, settings.seed, settings.group_by_length)
     keeper = CheckpointKeeper(run_dir, plan)
     with (run_dir / "metrics.jsonl").open("a", encoding="utf-8") as metrics:
         for step in range(1, total_steps + 1):
@@ -120,9 +120,7 @@ def train(config: RunConfig, *, base: Base | None = None, on_event: Callable[[Ev
             tick = time.perf_counter()
             train_loss = accumulate_gradients(accelerator, loss_module, window, pad_id)
             grad_norm = apply_update(accelerator, optimizer, plan, settings.max_grad_norm)
-            done = step_event(
-                step, total_steps, window, train_loss, lr, grad_norm, time.perf_counter() - tick
-            )
+            done = step_event(step, total_steps, window, train_loss, lr, grad_norm, time.perf_counter() - tick)
             emit(done)
             last = step == total_steps
             if step % settings.log_every == 0 or last:
@@ -230,11 +228,12 @@ def evaluate_loss(accelerator, loss_module, dataset: EncodedDataset, batch_size:
     return nll / max(tokens, 1)
 
 
-def micro_batch_stream(dataset: EncodedDataset, batch_size: int, seed: int):
+def micro_batch_stream(dataset: EncodedDataset, batch_size: int, seed: int, group_by_length: bool):
     """Endless (fractional epoch, examples) micro-batches in the deterministic order of batching.py."""
+    lengths = [len(e.input_ids) for e in dataset.examples]
     epoch = 0
     while True:
-        batches = epoch_order(len(dataset.examples), batch_size, seed, epoch)
+        batches = epoch_order(lengths, batch_size, seed, epoch, group_by_length)
         for index, indices in enumerate(batches):
             yield epoch + index / len(batches), [dataset.examples[i] for i in indices]
         epoch += 1
@@ -261,11 +260,7 @@ def base_dtype(config: RunConfig) -> torch.dtype:
 
     Trainable weights (the adapters, or every weight in a full fine-tune) always stay fp32."""
     frozen_base = config.strategy == "lora"
-    return (
-        torch.bfloat16
-        if frozen_base and choose_precision(config.train.precision) == "bf16"
-        else torch.float32
-    )
+    return torch.bfloat16 if frozen_base and choose_precision(config.train.precision) == "bf16" else torch.float32
 
 
 def cpu_has_fast_bf16() -> bool:

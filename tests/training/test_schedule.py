@@ -1,6 +1,6 @@
 import pytest
 
-from tunesmith.train.schedule import learning_rate_at
+from tunesmith.training.schedule import learning_rate_at
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "linear"])

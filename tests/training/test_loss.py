@@ -1,10 +1,10 @@
 import torch
-
 from tests.conftest import VARIED_CHATS, tiny_llama
+
 from tunesmith.data.encode import encode_example
 from tunesmith.data.formats import Example, Message
-from tunesmith.train.batching import collate
-from tunesmith.train.loss import supervised_nll
+from tunesmith.training.batching import collate
+from tunesmith.training.loss import supervised_nll
 
 
 def encoded_batch(tokenizer):

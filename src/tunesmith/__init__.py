@@ -1,0 +1,32 @@
+"""tunesmith: turn a general foundation model into a specialist on your own data, and prove it did.
+
+The Python API mirrors the CLI: each workflow stage is a function with typed inputs and outputs.
+Names are imported on first use, so `tunesmith --help` does not pay for torch and transformers.
+"""
+
+from importlib import import_module
+
+_EXPORTS = {
+    "load_base": "base",
+    "load_tokenizer": "base",
+    "RunConfig": "config",
+    "load_config": "config",
+    "read_examples": "data.formats",
+    "ConfigError": "errors",
+    "DataError": "errors",
+    "ModelLoadError": "errors",
+    "TunesmithError": "errors",
+    "UnsafeFileError": "errors",
+    "generate": "evaluate.generate",
+    "evaluate_examples": "evaluate.task",
+    "load_tuned": "runs",
+    "TrainResult": "training.loop",
+    "train": "training.loop",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'tunesmith' has no attribute {name!r}")
+    return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)

@@ -1,0 +1,68 @@
+"""The CLI as a user meets it: bad input gives one clear line and exit code 2, never a traceback."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from tests.conftest import VARIED_CHATS, write_jsonl
+
+
+def tunesmith(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "tunesmith", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def run_yaml(tmp_path, base, train_file):
+    path = tmp_path / "run.yaml"
+    path.write_text(
+        f"name: cli\nbase: {base}\noutput_dir: {tmp_path / 'runs'}\n"
+        f"lora: {{r: 2, target_modules: [q_proj]}}\n"
+        f"data: {{train: {train_file}, eval: {train_file}, max_length: 96}}\n"
+        "train: {max_steps: 2, batch_size: 4, precision: fp32}\n"
+    )
+    return path
+
+
+def test_malformed_jsonl_line_stops_before_training_with_file_line_and_exit_2(tmp_path, tiny_model_dir):
+    bad = {"messages": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "hello"}]}
+    data = write_jsonl(tmp_path / "train.jsonl", [VARIED_CHATS[0], bad])
+    result = tunesmith("train", run_yaml(tmp_path, tiny_model_dir, data))
+    assert result.returncode == 2
+    assert "train.jsonl:2: messages[1].role: unknown role 'bot'" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not (tmp_path / "runs" / "cli" / "checkpoints").exists()
+
+
+def test_pickle_weights_refused_with_exit_2(tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    (tmp_path / "model" / "pytorch_model.bin").write_bytes(b"\x80\x04N.")
+    data = write_jsonl(tmp_path / "train.jsonl", VARIED_CHATS)
+    result = tunesmith("train", run_yaml(tmp_path, tmp_path / "model", data))
+    assert result.returncode == 2
+    assert "pytorch_model.bin" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args", [["train", "missing.yaml"], ["generate", "no-such-run", "-p", "hi"]])
+def test_missing_files_are_one_line_errors(tmp_path, args):
+    result = tunesmith(*args, cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "error:" in result.stderr
+
+
+def test_train_then_generate_from_the_run_directory(tmp_path, tiny_model_dir):
+    data = write_jsonl(tmp_path / "train.jsonl", VARIED_CHATS)
+    trained = tunesmith("train", run_yaml(tmp_path, tiny_model_dir, data), "--set", "train.learning_rate=1e-3")
+    assert trained.returncode == 0, trained.stderr
+    assert "trainable%" in trained.stderr
+    run = tmp_path / "runs" / "cli"
+    assert json.loads((run / "train_summary.json").read_text())["steps"] == 2
+    answered = tunesmith("generate", run, "--prompt", "Name a colour.", "--max-new-tokens", "4")
+    assert answered.returncode == 0, answered.stderr
+    assert answered.stdout.endswith("\n") and "error" not in answered.stderr
