@@ -93,7 +93,7 @@ def print_train_result(result: TrainResult) -> None:
 def comparison_table(title: str, rows: dict[str, dict[str, float]], n: int) -> Table:
     """Metrics as rows, models as columns; rates shown as percentages."""
     columns = list(rows)
-    table = Table(title=f"{title} ({n} held-out examples)")
+    table = Table(caption=f"{title}: {n} held-out examples", caption_justify="left")
     table.add_column("metric")
     for column in columns:
         table.add_column(column, justify="right")

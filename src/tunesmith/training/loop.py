@@ -82,7 +82,10 @@ Event = TrainStart | StepDone | EvalDone
 
 
 def train(config: RunConfig, *, base: Base | None = None, on_event: Callable[[Event], None] | None = None):
-    """Fine-tune `config.base` on `config.data`; write the run directory; return what happened."""
+    """Fine-tune `config.base` on `config.data`; write the run directory; return what happened.
+
+    A `base` passed in is trained in place (LoRA layers are injected into its model). A run directory that
+    already exists is started over: its metrics are rewritten and its old checkpoints pruned."""
     emit = on_event or (lambda event: None)
     started = time.perf_counter()
     settings, run_dir = config.train, config.run_dir
@@ -111,7 +114,7 @@ def train(config: RunConfig, *, base: Base | None = None, on_event: Callable[[Ev
     pad_id = base.tokenizer.pad_token_id
     micro_batches = micro_batch_stream(data.train, settings.batch_size, settings.seed, settings.group_by_length)
     keeper = CheckpointKeeper(run_dir, plan)
-    with (run_dir / "metrics.jsonl").open("a", encoding="utf-8") as metrics:
+    with (run_dir / "metrics.jsonl").open("w", encoding="utf-8") as metrics:
         for step in range(1, total_steps + 1):
             lr = scheduled_lr(settings, step - 1, total_steps)
             for group in optimizer.param_groups:
