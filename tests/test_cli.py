@@ -66,3 +66,6 @@ def test_train_then_generate_from_the_run_directory(tmp_path, tiny_model_dir):
     answered = tunesmith("generate", run, "--prompt", "Name a colour.", "--max-new-tokens", "4")
     assert answered.returncode == 0, answered.stderr
     assert answered.stdout.endswith("\n") and "error" not in answered.stderr
+    chatted = tunesmith("chat", run, "--max-new-tokens", "3", stdin="Hi\nAnd again?\n\n")
+    assert chatted.returncode == 0, chatted.stderr
+    assert chatted.stdout.count("model> ") == 2
