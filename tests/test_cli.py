@@ -8,9 +8,10 @@ import pytest
 from tests.conftest import VARIED_CHATS, write_jsonl
 
 
-def tunesmith(*args, cwd=None):
+def tunesmith(*args, cwd=None, stdin=None):
     return subprocess.run(
         [sys.executable, "-m", "tunesmith", *map(str, args)],
+        input=stdin,
         capture_output=True,
         text=True,
         cwd=cwd,

@@ -20,6 +20,7 @@ from tunesmith.training.loss import SupervisedNLL
 
 
 def tiny_config(tmp_path, model_dir, **train):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     data = write_jsonl(tmp_path / "train.jsonl", VARIED_CHATS)
     settings = {"learning_rate": 1e-2, "warmup_steps": 0, "precision": "fp32", "seed": 3} | train
     return validate_config(
@@ -126,3 +127,14 @@ def test_saved_adapter_loads_with_plain_peft(tmp_path, tiny_model_dir):
     result = train(config)
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), result.artefact_dir)
     assert any("lora_A" in n for n, _ in model.named_parameters())
+
+
+def test_a_bf16_run_does_not_leak_its_precision_into_the_next_run(tmp_path, tiny_model_dir):
+    """accelerate keeps process-wide state; an earlier bf16 run must not turn a later fp32 run into bf16."""
+    train(tiny_config(tmp_path / "a", tiny_model_dir, max_steps=1, batch_size=8, precision="bf16"))
+    config = tiny_config(tmp_path, tiny_model_dir)
+    loss_a, grads_a, _ = gradients_for(config, batch_size=8, accum=1)
+    loss_b, grads_b, _ = gradients_for(config, batch_size=1, accum=8)
+    assert loss_a == pytest.approx(loss_b, rel=1e-5)
+    for name in grads_a:
+        torch.testing.assert_close(grads_a[name], grads_b[name], rtol=1e-5, atol=1e-7, msg=name)

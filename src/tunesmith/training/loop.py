@@ -103,11 +103,15 @@ def train(config: RunConfig, *, base: Base | None = None, on_event: Callable[[Ev
     system = common_system_message(data.train_examples)
     atomic_write_text(run_dir / PROMPTING, json.dumps({"system": system}, indent=1))
     plan = PREPARE[config.strategy](base.model, getattr(config, config.strategy))
-    accelerator = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no")
+    # Precision is ours to apply (in SupervisedNLL): accelerate's state is a process-wide singleton, so a
+    # second run in the same process with another mixed_precision would be refused or silently inherit it.
+    accelerator = Accelerator(mixed_precision="no")
     optimizer = torch.optim.AdamW(
         plan.trainable_parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
     )
-    loss_module, optimizer = accelerator.prepare(SupervisedNLL(plan.model), optimizer)
+    loss_module, optimizer = accelerator.prepare(
+        SupervisedNLL(plan.model, compute_dtype=torch.bfloat16 if precision == "bf16" else None), optimizer
+    )
     total_steps = count_steps(config, len(data.train.examples))
     emit(start_event(plan, data, total_steps, precision))
 
@@ -167,7 +171,7 @@ def accumulate_gradients(accelerator, loss_module, window, pad_id: int) -> float
     for index, (_, examples) in enumerate(window):
         batch = {k: v.to(accelerator.device) for k, v in collate(examples, pad_id).items()}
         last = index == len(window) - 1
-        with nullcontext() if last else accelerator.no_sync(loss_module), accelerator.autocast():
+        with nullcontext() if last else accelerator.no_sync(loss_module):
             nll = loss_module(**batch)
         accelerator.backward(nll * scale)
         nll_total += nll.item()
@@ -225,8 +229,7 @@ def evaluate_loss(accelerator, loss_module, dataset: EncodedDataset, batch_size:
     for start in range(0, len(ordered), batch_size):
         examples = ordered[start : start + batch_size]
         batch = {k: v.to(accelerator.device) for k, v in collate(examples, pad_id).items()}
-        with accelerator.autocast():
-            nll += loss_module(**batch).item()
+        nll += loss_module(**batch).item()
         tokens += sum(e.supervised_tokens for e in examples)
     return nll / max(tokens, 1)
 

@@ -52,10 +52,14 @@ def supervised_nll(
 class SupervisedNLL(nn.Module):
     """The model and its supervised-token loss as one module, so DDP/FSDP wrappers see the whole forward."""
 
-    def __init__(self, model: nn.Module, chunk_size: int = 2048):
+    def __init__(self, model: nn.Module, chunk_size: int = 2048, compute_dtype: torch.dtype | None = None):
         super().__init__()
         self.model = model
         self.chunk_size = chunk_size
+        self.compute_dtype = compute_dtype  # None: no autocast (fp32); torch.bfloat16: bf16 autocast
 
     def forward(self, **batch: torch.Tensor) -> torch.Tensor:
-        return supervised_nll(self.model, batch, self.chunk_size)[0]
+        device_type = batch["input_ids"].device.type
+        enabled = self.compute_dtype is not None
+        with torch.autocast(device_type, dtype=self.compute_dtype or torch.bfloat16, enabled=enabled):
+            return supervised_nll(self.model, batch, self.chunk_size)[0]
