@@ -28,8 +28,11 @@ def train(
     learning_rate: float | None = typer.Option(None, "--lr", help="Peak learning rate."),
     output_dir: Path | None = typer.Option(None, help="Where runs are written."),
     name: str | None = typer.Option(None, help="Run name."),
+    fresh: bool = typer.Option(False, "--fresh", help="Start over instead of resuming the run's checkpoints."),
 ) -> None:
-    """Fine-tune the base in CONFIG on its data and write a run directory."""
+    """Fine-tune the base in CONFIG on its data and write a run directory.
+
+    Re-running the same command resumes from the newest valid checkpoint (bit-exact); --fresh starts over."""
     from .config import load_config
     from .render import EventRenderer, print_train_result
     from .training.loop import train as train_stage
@@ -42,7 +45,7 @@ def train(
     }
     run_config = load_config(config, overrides(set_, **extra))
     with EventRenderer() as renderer:
-        result = train_stage(run_config, on_event=renderer)
+        result = train_stage(run_config, on_event=renderer, fresh=fresh)
     print_train_result(result)
 
 

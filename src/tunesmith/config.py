@@ -57,6 +57,8 @@ class TrainSettings(Settings):
     eval_every: int = Field(50, ge=1, description="Evaluate eval loss every N optimizer steps.")
     save_every: int | None = Field(None, ge=1, description="Checkpoint every N steps (default: eval_every).")
     log_every: int = Field(1, ge=1, description="Write a metrics.jsonl line every N steps.")
+    keep_checkpoints: int = Field(2, ge=1, description="Newest checkpoints kept (the best is kept as well).")
+    max_bad_steps: int = Field(5, ge=1, description="Stop after this many non-finite steps in a row.")
     seed: int = Field(0, description="Seed for data order, initialisation and dropout.")
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="'auto' uses bf16 autocast where the hardware has fast bf16, else fp32."

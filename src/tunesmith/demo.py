@@ -62,7 +62,7 @@ def run_demo(config: RunConfig, on_event: Callable[[object], None] | None = None
     before = evaluate(base.model, base.tokenizer, test, config, emit)
 
     emit(Phase("LoRA fine-tuning"))
-    result = train(config, base=base, on_event=emit)
+    result = train(config, base=base, on_event=emit, fresh=True)
 
     emit(Phase("tuned model answers held-out examples", len(test)))
     tuned = load_tuned(result.run_dir, merge=True, dtype=dtype)

@@ -72,6 +72,13 @@ class EventRenderer:
             console.print(f"  [yellow]{len(event.dropped)} examples dropped (nothing left to learn): {shown}[/]")
         self.new_task("training", event.total_steps)
 
+    def on_Resumed(self, event) -> None:
+        for problem in event.skipped:
+            console.print(f"  [yellow]skipped checkpoint: {problem}[/]")
+        if event.step:
+            console.print(f"  resuming after step {event.step} from {event.checkpoint}")
+            self.progress.update(self.task, completed=event.step)
+
     def on_StepDone(self, event: StepDone) -> None:
         info = f"loss {event.loss:.4f}  lr {event.lr:.2e}  {event.tokens_per_s:,.0f} tok/s"
         self.progress.update(self.task, completed=event.step, info=info)

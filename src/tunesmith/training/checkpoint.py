@@ -1,60 +1,100 @@
-"""Checkpoints of a run: the artefact plus trainer state, written atomically with a MANIFEST last."""
+"""Checkpoints of a run: the artefact plus exact-resume state, written atomically with a MANIFEST last."""
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
+import torch
+
 from ..files import atomic_write_text, verify_directory, write_directory
 from ..strategies import Plan
+from .state import load_training_state, save_training_state
 
 STATE = "trainer_state.json"
+log = logging.getLogger("tunesmith")
 
 
 def checkpoint_dir(run_dir: Path, step: int) -> Path:
     return run_dir / "checkpoints" / f"step-{step:06d}"
 
 
-def save_checkpoint(run_dir: Path, plan: Plan, state: dict) -> Path:
+def save_checkpoint(run_dir: Path, plan: Plan, optimizer: torch.optim.Optimizer, state: dict) -> Path:
     target = checkpoint_dir(run_dir, state["step"])
 
     def fill(staging: Path) -> None:
         plan.save(staging / "artefact")
+        save_training_state(staging, plan, optimizer)
         atomic_write_text(staging / STATE, json.dumps(state, indent=1))
 
     write_directory(target, fill)
     return target
 
 
-class CheckpointKeeper:
-    """Saves checkpoints and keeps two: the newest and the best by eval loss (which may be the same)."""
+def find_resumable(run_dir: Path) -> tuple[Path | None, list[str]]:
+    """The newest checkpoint whose every file matches its MANIFEST, and why newer ones were skipped."""
+    skipped = []
+    for path in sorted((run_dir / "checkpoints").glob("step-*"), reverse=True):
+        problem = verify_directory(path)
+        if problem is None:
+            return path, skipped
+        skipped.append(problem)
+    return None, skipped
 
-    def __init__(self, run_dir: Path, plan: Plan):
-        self.run_dir, self.plan = run_dir, plan
-        self.latest: Path | None = None
+
+def resume_from(path: Path, plan: Plan, optimizer: torch.optim.Optimizer) -> dict:
+    """Restore weights, optimizer and RNG from a verified checkpoint; return its trainer state."""
+    load_training_state(path, plan, optimizer)
+    return json.loads((path / STATE).read_text(encoding="utf-8"))
+
+
+class CheckpointKeeper:
+    """Saves checkpoints; keeps the newest `keep_last` and the best by eval loss. Deletes only after a commit."""
+
+    def __init__(self, run_dir: Path, plan: Plan, optimizer: torch.optim.Optimizer, keep_last: int = 2):
+        self.run_dir, self.plan, self.optimizer, self.keep_last = run_dir, plan, optimizer, keep_last
+        self.recent: list[Path] = []
         self.best: Path | None = None
         self.best_step = 0
         self.best_eval_loss = float("inf")
 
     def save(self, state: dict) -> Path:
-        if self.latest is None or self.latest != checkpoint_dir(self.run_dir, state["step"]):
-            self.latest = save_checkpoint(self.run_dir, self.plan, state)
-            prune_checkpoints(self.run_dir, keep={p for p in (self.best, self.latest) if p})
-        return self.latest
+        target = checkpoint_dir(self.run_dir, state["step"])
+        if target not in self.recent:
+            save_checkpoint(self.run_dir, self.plan, self.optimizer, state | {"keeper": self.snapshot()})
+            self.recent = [*self.recent, target][-self.keep_last :]
+            prune_checkpoints(self.run_dir, keep={*self.recent, *([self.best] if self.best else [])})
+        return target
 
     def offer(self, state: dict, eval_loss: float) -> bool:
         """Record an eval result; checkpoint the step if it is the best so far. True if it is."""
         if eval_loss >= self.best_eval_loss:
             return False
         self.best_eval_loss, self.best_step = eval_loss, state["step"]
-        self.best = self.save(state | {"eval_loss": eval_loss})
+        self.best = checkpoint_dir(self.run_dir, state["step"])
+        self.save(state | {"eval_loss": eval_loss})
         return True
+
+    def snapshot(self) -> dict:
+        return {"best_step": self.best_step, "best_eval_loss": self.best_eval_loss if self.best else None}
+
+    def restore(self, state: dict, resumed_from: Path) -> None:
+        saved = state.get("keeper", {})
+        if saved.get("best_eval_loss") is not None:
+            self.best_step, self.best_eval_loss = saved["best_step"], saved["best_eval_loss"]
+            self.best = checkpoint_dir(self.run_dir, self.best_step)
+        if state.get("eval_loss") is not None and state["eval_loss"] < self.best_eval_loss:
+            self.best_step, self.best_eval_loss, self.best = state["step"], state["eval_loss"], resumed_from
+        self.recent = [resumed_from]
 
     @property
     def chosen(self) -> Path | None:
-        """What the run exports: the best checkpoint if anything was evaluated, else the newest."""
-        return self.best or self.latest
+        """What the run exports: the best checkpoint if it is intact, else the newest."""
+        if self.best is not None and verify_directory(self.best) is None:
+            return self.best
+        return self.recent[-1] if self.recent else None
 
 
 def prune_checkpoints(run_dir: Path, keep: set[Path]) -> None:

@@ -29,7 +29,9 @@ from ..files import atomic_write_text
 from ..strategies import PREPARE, Plan
 from .batching import collate, epoch_order
 from .checkpoint import CheckpointKeeper, export_artefact
+from .guards import DivergenceGuard, Interrupted, StopSignals
 from .loss import SupervisedNLL
+from .resume import open_metrics, prepare_run_dir, resume
 from .schedule import learning_rate_at
 
 
@@ -81,16 +83,21 @@ class TrainResult:
 Event = TrainStart | StepDone | EvalDone
 
 
-def train(config: RunConfig, *, base: Base | None = None, on_event: Callable[[Event], None] | None = None):
+def train(
+    config: RunConfig,
+    *,
+    base: Base | None = None,
+    on_event: Callable[[Event], None] | None = None,
+    fresh: bool = False,
+) -> TrainResult:
     """Fine-tune `config.base` on `config.data`; write the run directory; return what happened.
 
-    A `base` passed in is trained in place (LoRA layers are injected into its model). A run directory that
-    already exists is started over: its metrics are rewritten and its old checkpoints pruned."""
+    A run directory holding checkpoints of the same config is resumed from its newest valid checkpoint
+    (bit-exact); `fresh=True` starts over. A `base` passed in is trained in place (LoRA layers are injected)."""
     emit = on_event or (lambda event: None)
     started = time.perf_counter()
     settings, run_dir = config.train, config.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "run.yaml", config_yaml(config))
+    prepare_run_dir(run_dir, config_yaml(config), fresh)
     seed_everything(settings.seed)
     precision = choose_precision(settings.precision)
     base = base or load_base(
@@ -109,24 +116,28 @@ def train(config: RunConfig, *, base: Base | None = None, on_event: Callable[[Ev
     optimizer = torch.optim.AdamW(
         plan.trainable_parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
     )
-    loss_module, optimizer = accelerator.prepare(
-        SupervisedNLL(plan.model, compute_dtype=torch.bfloat16 if precision == "bf16" else None), optimizer
-    )
+    compute_dtype = torch.bfloat16 if precision == "bf16" else None
+    loss_module, optimizer = accelerator.prepare(SupervisedNLL(plan.model, compute_dtype=compute_dtype), optimizer)
     total_steps = count_steps(config, len(data.train.examples))
     emit(start_event(plan, data, total_steps, precision))
+    keeper = CheckpointKeeper(run_dir, plan, optimizer, settings.keep_checkpoints)
+    resumed = {} if fresh else resume(run_dir, plan, optimizer, keeper, emit)
+    done_steps, train_loss = resumed.get("step", 0), resumed.get("train_loss", math.nan)
 
     pad_id = base.tokenizer.pad_token_id
-    micro_batches = micro_batch_stream(data.train, settings.batch_size, settings.seed, settings.group_by_length)
-    keeper = CheckpointKeeper(run_dir, plan)
-    with (run_dir / "metrics.jsonl").open("w", encoding="utf-8") as metrics:
-        for step in range(1, total_steps + 1):
+    micro_batches = micro_batch_stream(
+        data.train, settings.batch_size, settings.seed, settings.group_by_length, skip=done_steps * settings.grad_accum
+    )
+    guard = DivergenceGuard(settings.max_bad_steps)
+    with StopSignals() as stop, open_metrics(run_dir, done_steps) as metrics:
+        for step in range(done_steps + 1, total_steps + 1):
             lr = scheduled_lr(settings, step - 1, total_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             window = [next(micro_batches) for _ in range(settings.grad_accum)]
             tick = time.perf_counter()
             train_loss = accumulate_gradients(accelerator, loss_module, window, pad_id)
-            grad_norm = apply_update(accelerator, optimizer, plan, settings.max_grad_norm)
+            grad_norm = apply_update(accelerator, optimizer, plan, settings.max_grad_norm, guard, train_loss)
             done = step_event(step, total_steps, window, train_loss, lr, grad_norm, time.perf_counter() - tick)
             emit(done)
             last = step == total_steps
@@ -137,8 +148,10 @@ def train(config: RunConfig, *, base: Base | None = None, on_event: Callable[[Ev
                 eval_loss = evaluate_loss(accelerator, loss_module, data.eval, settings.batch_size, pad_id)
                 emit(EvalDone(step, eval_loss, keeper.offer(state, eval_loss)))
                 write_metrics(metrics, {"type": "eval", "step": step, "eval_loss": eval_loss})
-            if step % settings.save_every == 0 or last:
+            if step % settings.save_every == 0 or last or stop.requested:
                 keeper.save(state)
+            if stop.requested:
+                raise Interrupted(stop.requested, step, run_dir)
 
     artefact_dir = run_dir / ("adapter" if plan.strategy == "lora" else "model")
     export_artefact(keeper.chosen, artefact_dir, base.tokenizer)
@@ -178,12 +191,16 @@ def accumulate_gradients(accelerator, loss_module, window, pad_id: int) -> float
     return nll_total * scale
 
 
-def apply_update(accelerator, optimizer, plan: Plan, max_grad_norm: float | None) -> float:
-    """Clip, step, clear; returns the gradient norm before clipping (nan when clipping is off)."""
+def apply_update(accelerator, optimizer, plan: Plan, max_grad_norm: float | None, guard, loss: float) -> float:
+    """Clip, step, clear; returns the gradient norm before clipping (nan when clipping is off).
+
+    A step whose loss or gradient is not finite is skipped (weights and optimizer untouched)."""
     grad_norm = math.nan
     if max_grad_norm is not None:
         grad_norm = float(accelerator.clip_grad_norm_(plan.trainable_parameters(), max_grad_norm))
-    optimizer.step()
+    finite = math.isfinite(loss) and (max_grad_norm is None or math.isfinite(grad_norm))
+    if guard.allows(finite):
+        optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return grad_norm
 
@@ -234,15 +251,17 @@ def evaluate_loss(accelerator, loss_module, dataset: EncodedDataset, batch_size:
     return nll / max(tokens, 1)
 
 
-def micro_batch_stream(dataset: EncodedDataset, batch_size: int, seed: int, group_by_length: bool):
-    """Endless (fractional epoch, examples) micro-batches in the deterministic order of batching.py."""
+def micro_batch_stream(dataset: EncodedDataset, batch_size: int, seed: int, group_by_length: bool, skip: int = 0):
+    """Endless (fractional epoch, examples) micro-batches in the deterministic order of batching.py,
+    starting after the first `skip` (the data position of a resumed run)."""
     lengths = [len(e.input_ids) for e in dataset.examples]
-    epoch = 0
+    per_epoch = -(-len(lengths) // batch_size)
+    epoch, start = divmod(skip, per_epoch)
     while True:
         batches = epoch_order(lengths, batch_size, seed, epoch, group_by_length)
-        for index, indices in enumerate(batches):
-            yield epoch + index / len(batches), [dataset.examples[i] for i in indices]
-        epoch += 1
+        for index in range(start, len(batches)):
+            yield epoch + index / len(batches), [dataset.examples[i] for i in batches[index]]
+        epoch, start = epoch + 1, 0
 
 
 def count_steps(config: RunConfig, n_examples: int) -> int:

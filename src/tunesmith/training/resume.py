@@ -1,0 +1,67 @@
+"""Start, restart or continue a run directory: config check, resume from the newest valid checkpoint,
+and metrics that continue where the checkpoint left off."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..files import atomic_write_text
+from .checkpoint import find_resumable, resume_from
+
+
+@dataclass
+class Resumed:
+    step: int
+    checkpoint: str
+    skipped: list[str] = field(default_factory=list)  # newer checkpoints that failed verification, and why
+
+
+def prepare_run_dir(run_dir: Path, config_text: str, fresh: bool) -> None:
+    """Create the run directory; refuse to continue a run of another config; `fresh` wipes old state."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if fresh:
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+        (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+    saved = run_dir / "run.yaml"
+    has_checkpoints = any((run_dir / "checkpoints").glob("step-*"))
+    if has_checkpoints and saved.is_file() and saved.read_text(encoding="utf-8") != config_text:
+        raise ConfigError(
+            f"{run_dir} holds checkpoints of a run with a different config; pass --fresh to start it over, "
+            "or choose another name"
+        )
+    atomic_write_text(saved, config_text)
+
+
+def resume(run_dir: Path, plan, optimizer, keeper, emit) -> dict:
+    """Restore the newest valid checkpoint, if any; return its trainer state ({} when starting anew)."""
+    path, skipped = find_resumable(run_dir)
+    if path is None:
+        if skipped:
+            emit(Resumed(0, "", skipped))
+        return {}
+    state = resume_from(path, plan, optimizer)
+    keeper.restore(state, path)
+    emit(Resumed(state["step"], str(path), skipped))
+    return state
+
+
+@contextmanager
+def open_metrics(run_dir: Path, done_steps: int):
+    """metrics.jsonl for appending, first cut back to the lines of the steps the checkpoint holds."""
+    path = run_dir / "metrics.jsonl"
+    kept = []
+    if done_steps and path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                if json.loads(line)["step"] <= done_steps:
+                    kept.append(line + "\n")
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by a crash
+    atomic_write_text(path, "".join(kept))
+    with path.open("a", encoding="utf-8") as handle:
+        yield handle

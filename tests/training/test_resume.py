@@ -1,0 +1,193 @@
+"""Exact resume: a run interrupted at any moment finishes with the weights it would have had."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from tests.conftest import VARIED_CHATS, write_jsonl
+
+from tunesmith.config import load_config
+from tunesmith.errors import ConfigError
+from tunesmith.training import loop
+from tunesmith.training.checkpoint import find_resumable
+from tunesmith.training.guards import TrainingDiverged
+from tunesmith.training.loop import train
+from tunesmith.training.state import WEIGHTS
+
+
+def write_config(directory, model_dir, steps=12, **train_settings):
+    directory.mkdir(parents=True, exist_ok=True)
+    data = write_jsonl(directory / "train.jsonl", VARIED_CHATS * 3)
+    settings = {
+        "max_steps": steps,
+        "batch_size": 2,
+        "learning_rate": 1e-2,
+        "warmup_steps": 2,
+        "precision": "fp32",
+        "save_every": 1,
+        "eval_every": 4,
+        "seed": 5,
+    } | train_settings
+    lines = [f"  {k}: {v}" for k, v in settings.items()]
+    path = directory / "run.yaml"
+    path.write_text(
+        f"name: r\nbase: {model_dir}\noutput_dir: {directory / 'runs'}\n"
+        "lora: {r: 4, lora_alpha: 8, lora_dropout: 0.1, target_modules: [q_proj, v_proj]}\n"
+        f"data: {{train: {data}, eval_fraction: 0.2, max_length: 96}}\ntrain:\n" + "\n".join(lines) + "\n"
+    )
+    return path
+
+
+def final_tensors(run_dir, step):
+    checkpoint = run_dir / "checkpoints" / f"step-{step:06d}"
+    return load_file(checkpoint / WEIGHTS) | {
+        f"opt.{k}": v for k, v in load_file(checkpoint / "optimizer.safetensors").items()
+    }
+
+
+def assert_identical(a, b):
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, different
+
+
+class Crash(Exception):
+    pass
+
+
+def crash_at(step):
+    def on_event(event):
+        if type(event).__name__ == "StepDone" and event.step == step:
+            raise Crash
+
+    return on_event
+
+
+def test_resume_after_a_crash_is_bit_exact(tmp_path, tiny_model_dir):
+    reference = load_config(write_config(tmp_path / "a", tiny_model_dir))
+    train(reference)
+    interrupted = load_config(write_config(tmp_path / "b", tiny_model_dir))
+    with pytest.raises(Crash):
+        train(interrupted, on_event=crash_at(7))  # dies after step 7's update, before its checkpoint
+    events = []
+    train(interrupted, on_event=events.append)
+    resumed = next(e for e in events if type(e).__name__ == "Resumed")
+    assert resumed.step == 6
+    assert_identical(final_tensors(reference.run_dir, 12), final_tensors(interrupted.run_dir, 12))
+    steps = [line for line in (interrupted.run_dir / "metrics.jsonl").read_text().splitlines() if '"train"' in line]
+    assert len(steps) == 12, "metrics must continue without duplicated or lost steps"
+
+
+def test_a_corrupt_newest_checkpoint_is_skipped_and_named(tmp_path, tiny_model_dir):
+    config = load_config(write_config(tmp_path, tiny_model_dir, steps=5, eval_every=100))
+    train(config)
+    checkpoints = sorted((config.run_dir / "checkpoints").glob("step-*"))
+    newest, previous = checkpoints[-1], checkpoints[-2]
+    damages = {
+        "flipped byte": lambda: flip_byte(newest / WEIGHTS),
+        "truncated file": lambda: (newest / "optimizer.safetensors").write_bytes(b"\0" * 8),
+        "missing file": lambda: (newest / "rng.safetensors").unlink(),
+        "missing manifest": lambda: (newest / "MANIFEST.json").unlink(),
+    }
+    for damage in damages.values():
+        backup = {p: p.read_bytes() for p in newest.iterdir() if p.is_file()}
+        damage()
+        found, skipped = find_resumable(config.run_dir)
+        assert found == previous and str(newest) in skipped[0]
+        for path, content in backup.items():
+            path.write_bytes(content)
+    assert find_resumable(config.run_dir)[0] == newest
+
+
+def flip_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_a_different_config_is_not_resumed_silently(tmp_path, tiny_model_dir):
+    path = write_config(tmp_path, tiny_model_dir, steps=2)
+    train(load_config(path))
+    with pytest.raises(ConfigError, match="different config"):
+        train(load_config(path, ["train.learning_rate=0.5"]))
+    train(load_config(path, ["train.learning_rate=0.5"]), fresh=True)
+
+
+def test_non_finite_steps_are_skipped_then_the_run_stops(tmp_path, tiny_model_dir, monkeypatch):
+    config = load_config(write_config(tmp_path, tiny_model_dir, steps=20, max_bad_steps=3))
+    real = loop.accumulate_gradients
+    calls = {"n": 0}
+
+    def poisoned(*args):
+        calls["n"] += 1
+        loss = real(*args)
+        return loss if calls["n"] <= 2 else float("nan")
+
+    monkeypatch.setattr(loop, "accumulate_gradients", poisoned)
+    with pytest.raises(TrainingDiverged, match="3 steps in a row"):
+        train(config)
+    found, _ = find_resumable(config.run_dir)
+    assert found.name == "step-000004"  # steps 3 and 4 were skipped but still checkpointed as no-ops
+    assert_identical(load_file(found / WEIGHTS), load_file(found.parent / "step-000003" / WEIGHTS))
+
+
+def tunesmith_train(config_path):
+    env = os.environ | {"PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "tunesmith", "train", str(config_path)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_sigterm_checkpoints_and_exits_143(tmp_path, tiny_model_dir):
+    path = write_config(tmp_path, tiny_model_dir, steps=400, eval_every=1000, save_every=1000)
+    process = tunesmith_train(path)
+    run_dir = tmp_path / "runs" / "r"
+    for _ in range(600):  # wait until training has begun (metrics appear), at most 60 s
+        if (run_dir / "metrics.jsonl").is_file() and (run_dir / "metrics.jsonl").stat().st_size:
+            break
+        try:
+            process.wait(timeout=0.1)
+        except subprocess.TimeoutExpired:
+            continue
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    assert "SIGTERM" in stderr and "Traceback" not in stderr
+    found, _ = find_resumable(run_dir)
+    assert found is not None and 0 < int(found.name.split("-")[1]) < 400
+
+
+def kill_after_step(process, metrics, step, extra_seconds):
+    """SIGKILL once metrics show `step` done (plus a random slice of the next step or save); False if it ended."""
+    while process.poll() is None:
+        done = metrics.read_text().count('"type": "train"') if metrics.is_file() else 0
+        if done >= step:
+            time.sleep(extra_seconds)
+            process.kill()
+            process.communicate()
+            return True
+        time.sleep(0.005)
+    return False
+
+
+@pytest.mark.parametrize("trial", range(5))
+def test_kill_9_at_random_moments_then_resume_is_bit_exact(tmp_path, tiny_model_dir, trial):
+    steps = 30
+    reference = load_config(write_config(tmp_path / "reference", tiny_model_dir, steps=steps))
+    train(reference)
+    path = write_config(tmp_path / "killed", tiny_model_dir, steps=steps)
+    metrics = tmp_path / "killed" / "runs" / "r" / "metrics.jsonl"
+    rng = random.Random(trial)
+    kill_steps = sorted(rng.sample(range(2, steps - 2), 3))
+    for kill_step in kill_steps:
+        assert kill_after_step(tunesmith_train(path), metrics, kill_step, rng.uniform(0, 0.08))
+    process = tunesmith_train(path)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    assert "resuming after step" in stderr
+    assert_identical(final_tensors(reference.run_dir, steps), final_tensors(tmp_path / "killed" / "runs" / "r", steps))
