@@ -191,3 +191,64 @@ def test_kill_9_at_random_moments_then_resume_is_bit_exact(tmp_path, tiny_model_
     assert process.returncode == 0, stderr
     assert "resuming after step" in stderr
     assert_identical(final_tensors(reference.run_dir, steps), final_tensors(tmp_path / "killed" / "runs" / "r", steps))
+
+
+@pytest.mark.parametrize("failing", ["artefact", "weights", "trainer_state", "manifest"])
+def test_disk_full_at_any_file_leaves_the_previous_checkpoint_untouched(tmp_path, tiny_model_dir, monkeypatch, failing):
+    import errno
+
+    from tunesmith import files
+    from tunesmith.strategies.plan import Plan
+    from tunesmith.training import checkpoint, state
+
+    config = load_config(write_config(tmp_path, tiny_model_dir, steps=6, eval_every=100))
+    failing_step = 4  # steps 1-3 are saved normally; each file of step 4's save fails in one of the cases
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "runs"))
+
+    def at_step(original, name):
+        def wrapper(*args, **kwargs):
+            current = checkpoint_step["n"]
+            if current == failing_step and failing == name:
+                disk_full()
+            return original(*args, **kwargs)
+
+        return wrapper
+
+    checkpoint_step = {"n": 0}
+    real_save = checkpoint.save_checkpoint
+
+    def counting_save(run_dir, plan, optimizer, saved_state):
+        checkpoint_step["n"] = saved_state["step"]
+        return real_save(run_dir, plan, optimizer, saved_state)
+
+    monkeypatch.setattr(checkpoint, "save_checkpoint", counting_save)
+    monkeypatch.setattr(Plan, "save", at_step(Plan.save, "artefact"))
+    monkeypatch.setattr(state, "save_file", at_step(state.save_file, "weights"))
+    monkeypatch.setattr(checkpoint, "atomic_write_text", at_step(checkpoint.atomic_write_text, "trainer_state"))
+    monkeypatch.setattr(files, "atomic_write_text", at_step(files.atomic_write_text, "manifest"))
+    previous = config.run_dir / "checkpoints" / "step-000003"
+    hashes = {}
+
+    def remember(event):
+        if type(event).__name__ == "StepDone" and event.step == 4:
+            hashes.update({p.name: files.sha256_of(p) for p in previous.iterdir() if p.is_file()})
+
+    with pytest.raises(
+        checkpoint.CheckpointWriteError, match=r"cannot write checkpoint: No space left on device \(ENOSPC\)"
+    ):
+        train(config, on_event=remember)
+    assert hashes and {p.name: files.sha256_of(p) for p in previous.iterdir() if p.is_file()} == hashes
+    assert find_resumable(config.run_dir)[0] == previous
+    assert not list((config.run_dir / "checkpoints").glob(".*tmp*")), "a staging directory was left behind"
+
+
+def test_secrets_in_the_environment_never_reach_the_run_directory(tmp_path, tiny_model_dir, monkeypatch):
+    secret = "hf_FAKEsecretTOKEN1234567890"
+    monkeypatch.setenv("HF_TOKEN", secret)
+    monkeypatch.setenv("WANDB_API_KEY", secret)
+    config = load_config(write_config(tmp_path, tiny_model_dir, steps=2))
+    train(config)
+    leaked = [p for p in config.run_dir.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    assert not leaked

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import shutil
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import TunesmithError
 from ..files import atomic_write_text, verify_directory, write_directory
 from ..strategies import Plan
 from .state import load_training_state, save_training_state
@@ -50,6 +52,18 @@ def resume_from(path: Path, plan: Plan, optimizer: torch.optim.Optimizer) -> dic
     return json.loads((path / STATE).read_text(encoding="utf-8"))
 
 
+class CheckpointWriteError(TunesmithError):
+    """A checkpoint could not be written (disk full, read-only, ...); the previous one is untouched."""
+
+    exit_code = 1
+
+    def __init__(self, target: Path, err: OSError, previous: Path | None):
+        code = errno.errorcode.get(err.errno, str(err.errno)) if err.errno else "?"
+        where = err.filename or target
+        kept = f"; the previous checkpoint {previous} is intact" if previous else ""
+        super().__init__(f"{where}: cannot write checkpoint: {err.strerror or err} ({code}){kept}")
+
+
 class CheckpointKeeper:
     """Saves checkpoints; keeps the newest `keep_last` and the best by eval loss. Deletes only after a commit."""
 
@@ -63,7 +77,10 @@ class CheckpointKeeper:
     def save(self, state: dict) -> Path:
         target = checkpoint_dir(self.run_dir, state["step"])
         if target not in self.recent:
-            save_checkpoint(self.run_dir, self.plan, self.optimizer, state | {"keeper": self.snapshot()})
+            try:
+                save_checkpoint(self.run_dir, self.plan, self.optimizer, state | {"keeper": self.snapshot()})
+            except OSError as err:
+                raise CheckpointWriteError(target, err, self.recent[-1] if self.recent else None) from None
             self.recent = [*self.recent, target][-self.keep_last :]
             prune_checkpoints(self.run_dir, keep={*self.recent, *([self.best] if self.best else [])})
         return target
