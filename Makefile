@@ -22,5 +22,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests scripts
 	$(VENV)/bin/ruff format --check src tests scripts
 
+stress: $(STAMP)
+	$(PY) bench/stress_resume.py --trials 50
+
 clean:
 	rm -rf $(VENV) runs .pytest_cache
