@@ -24,6 +24,7 @@ from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrai
 
 from ..errors import ModelLoadError, UnsafeFileError
 from .catalog import BUILTINS
+from .gguf_check import check_gguf
 
 log = logging.getLogger("tunesmith")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -167,6 +168,7 @@ def dequantised_cache(gguf: Path) -> Path:
     target = cache_root() / "gguf" / f"{gguf.stem}-{key}"
     if (target / "config.json").exists():
         return target
+    check_gguf(gguf)
     log.info("dequantising %s once (cached in %s)", gguf.name, target)
     try:
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
