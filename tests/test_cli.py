@@ -1,6 +1,7 @@
 """The CLI as a user meets it: bad input gives one clear line and exit code 2, never a traceback."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -70,3 +71,23 @@ def test_train_then_generate_from_the_run_directory(tmp_path, tiny_model_dir):
     chatted = tunesmith("chat", run, "--max-new-tokens", "3", stdin="Hi\nAnd again?\n\n")
     assert chatted.returncode == 0, chatted.stderr
     assert chatted.stdout.count("model> ") == 2
+
+
+def test_secrets_never_reach_output_or_run_files(tmp_path, tiny_model_dir):
+    secret = "hf_FAKEsecretTOKEN0987654321"
+    data = write_jsonl(tmp_path / "train.jsonl", VARIED_CHATS)
+    config = run_yaml(tmp_path, tiny_model_dir, data)
+    env = os.environ | {"HF_TOKEN": secret, "WANDB_API_KEY": secret, "OPENAI_API_KEY": secret}
+    trained = subprocess.run(
+        [sys.executable, "-m", "tunesmith", "train", str(config)], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert trained.returncode == 0, trained.stderr
+    assert secret not in trained.stdout + trained.stderr
+    leaked = [p for p in (tmp_path / "runs").rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    assert not leaked
+    config.write_text(config.read_text() + f"hf_token: {secret}\n")
+    refused = subprocess.run(
+        [sys.executable, "-m", "tunesmith", "train", str(config)], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert refused.returncode == 2 and "hf_token" in refused.stderr
+    assert secret not in refused.stdout + refused.stderr

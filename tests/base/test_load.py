@@ -20,21 +20,22 @@ class Payload:
         return (os.system, (f"touch {self.marker}",))
 
 
-def pickle_only_model_dir(tmp_path, tiny_model_dir):
+def pickle_only_model_dir(tmp_path, tiny_model_dir, weight_name="pytorch_model.bin"):
     directory = tmp_path / "pickled"
     directory.mkdir()
     for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
         if (tiny_model_dir / name).exists():
             (directory / name).write_bytes((tiny_model_dir / name).read_bytes())
     marker = tmp_path / "pwned"
-    with open(directory / "pytorch_model.bin", "wb") as handle:
+    with open(directory / weight_name, "wb") as handle:
         pickle.dump({"weights": Payload(marker)}, handle)
     return directory, marker
 
 
-def test_pickled_weights_are_refused_and_never_run(tmp_path, tiny_model_dir):
-    directory, marker = pickle_only_model_dir(tmp_path, tiny_model_dir)
-    with pytest.raises(UnsafeFileError, match=r"pytorch_model\.bin.*allow_pickle"):
+@pytest.mark.parametrize("weight_name", ["pytorch_model.bin", "model.pt", "model.pth", "model.ckpt", "weights.pkl"])
+def test_pickled_weights_are_refused_and_never_run(tmp_path, tiny_model_dir, weight_name):
+    directory, marker = pickle_only_model_dir(tmp_path, tiny_model_dir, weight_name)
+    with pytest.raises(UnsafeFileError, match=rf"{weight_name.replace('.', '[.]')}.*allow_pickle"):
         load_base(str(directory))
     assert not marker.exists()
 

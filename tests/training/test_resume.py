@@ -143,25 +143,6 @@ def tunesmith_train(config_path):
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def test_sigterm_checkpoints_and_exits_143(tmp_path, tiny_model_dir):
-    path = write_config(tmp_path, tiny_model_dir, steps=400, eval_every=1000, save_every=1000)
-    process = tunesmith_train(path)
-    run_dir = tmp_path / "runs" / "r"
-    for _ in range(600):  # wait until training has begun (metrics appear), at most 60 s
-        if (run_dir / "metrics.jsonl").is_file() and (run_dir / "metrics.jsonl").stat().st_size:
-            break
-        try:
-            process.wait(timeout=0.1)
-        except subprocess.TimeoutExpired:
-            continue
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 143, stderr
-    assert "SIGTERM" in stderr and "Traceback" not in stderr
-    found, _ = find_resumable(run_dir)
-    assert found is not None and 0 < int(found.name.split("-")[1]) < 400
-
-
 def kill_after_step(process, metrics, step, extra_seconds):
     """SIGKILL once metrics show `step` done (plus a random slice of the next step or save); False if it ended."""
     while process.poll() is None:
@@ -252,3 +233,45 @@ def test_secrets_in_the_environment_never_reach_the_run_directory(tmp_path, tiny
     train(config)
     leaked = [p for p in config.run_dir.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
     assert not leaked
+
+
+PICKLE_NAMES = ["optimizer.pt", "scheduler.pt", "rng_state.pth", "training_args.bin", "trainer_state.pkl"]
+
+
+def test_planted_pickles_in_a_checkpoint_never_run(tmp_path, tiny_model_dir):
+    import pickle
+
+    from tests.base.test_load import Payload
+
+    config = load_config(write_config(tmp_path, tiny_model_dir, steps=4, eval_every=100))
+    with pytest.raises(Crash):
+        train(config, on_event=crash_at(3))
+    marker = tmp_path / "pwned"
+    newest, _ = find_resumable(config.run_dir)
+    for name in PICKLE_NAMES:
+        (newest / name).write_bytes(pickle.dumps(Payload(marker)))
+    train(config)
+    assert not marker.exists()
+
+
+def test_sigterm_then_resume_continues_exactly(tmp_path, tiny_model_dir):
+    steps = 150
+    reference = load_config(write_config(tmp_path / "reference", tiny_model_dir, steps=steps, save_every=1000))
+    train(reference)
+    path = write_config(tmp_path / "stopped", tiny_model_dir, steps=steps, save_every=1000)
+    run_dir = tmp_path / "stopped" / "runs" / "r"
+    process = tunesmith_train(path)
+    while process.poll() is None and not (
+        (run_dir / "metrics.jsonl").is_file() and (run_dir / "metrics.jsonl").read_text().count("train") >= 3
+    ):
+        time.sleep(0.005)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    stopped_at = int(find_resumable(run_dir)[0].name.split("-")[1])
+    assert 3 <= stopped_at < steps
+    finished = tunesmith_train(path)
+    _, stderr = finished.communicate(timeout=300)
+    assert finished.returncode == 0, stderr
+    assert f"resuming after step {stopped_at}" in stderr
+    assert_identical(final_tensors(reference.run_dir, steps), final_tensors(run_dir, steps))
