@@ -50,7 +50,7 @@ def read_examples(path: Path | str, format: str = "auto") -> list[Example]:
     except OSError as err:
         raise DataError([DataProblem(str(path), 0, "", f"cannot read: {err.strerror}")]) from None
     examples, problems = [], []
-    for number, line in enumerate(raw.splitlines(), start=1):
+    for number, line in enumerate(raw.split(b"\n"), start=1):
         if not line.strip():
             continue
         try:

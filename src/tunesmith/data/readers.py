@@ -50,7 +50,8 @@ def read_rows(path: Path | str, max_line_bytes: int = MAX_LINE_BYTES) -> RowsRea
 
 def jsonl_rows(raw: bytes, name: str, max_line_bytes: int) -> RowsRead:
     result = RowsRead()
-    for number, line in enumerate(raw.splitlines(), start=1):
+    # Split on \n only, so line numbers match grep -n and editors even when a stray \r is in the data.
+    for number, line in enumerate(raw.split(b"\n"), start=1):
         if not line.strip():
             continue
         try:

@@ -66,6 +66,8 @@ def read_records(
     for path in paths:
         read = read_rows(path, max_line_bytes)
         problems = read.problems
+        if not read.rows and not problems:
+            problems.append(DataProblem(Path(path).name, 1, "", "no records (the file is empty)"))
         result.rows += len(read.rows) + len(read.problems)
         for row in read.rows:
             try:
