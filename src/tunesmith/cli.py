@@ -119,11 +119,17 @@ COLUMN_HELP = "Read a column under our name: --column text=sentence (repeatable;
 
 def audit_settings(task, max_length, columns, near_threshold, slice_by, slice_terms, slice_threshold):
     from .data.audit import AuditSettings
+    from .data.records import TASKS
+    from .data.slices import TERM_LISTS
     from .errors import ConfigError
 
     mapping = dict(item.split("=", 1) for item in columns if "=" in item)
     if len(mapping) != len(columns):
         raise ConfigError(f"--column expects ours=theirs, got {[c for c in columns if '=' not in c]}")
+    if task not in (*TASKS, "auto"):
+        raise ConfigError(f"--task: unknown task {task!r}; expected one of {', '.join(TASKS)}, auto")
+    if slice_terms is not None and slice_terms not in TERM_LISTS:
+        raise ConfigError(f"--slice-terms: unknown term list {slice_terms!r}; expected one of {', '.join(TERM_LISTS)}")
     return AuditSettings(task, mapping, max_length, near_threshold, 2, slice_by, slice_terms, slice_threshold)
 
 
@@ -163,7 +169,8 @@ def data_check(
         print_markdown(report_markdown(audit.report))
     print_written(written)
     if audit.report.has_errors:
-        raise typer.Exit(2)
+        count = len(audit.report.problems)
+        raise TunesmithError(f"{count} invalid rows (listed above); fix them, or `data prepare --drop-invalid`")
 
 
 @data_app.command("prepare")
