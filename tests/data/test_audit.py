@@ -143,7 +143,8 @@ def test_gender_term_slices_flag_a_label_skew(tmp_path):
 
 def test_invalid_rows_are_grouped_with_counts_and_inputs_stay_untouched(tmp_path):
     bad = {"messages": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "x"}]}
-    path = write_jsonl(tmp_path / "train.jsonl", [*clean_rows(3), bad, bad, {"prompt": "a", "completion": ""}])
+    robot = json.loads(json.dumps(bad).replace("bot", "robot"))
+    path = write_jsonl(tmp_path / "train.jsonl", [*clean_rows(3), bad, robot, {"prompt": "a", "completion": ""}])
     before = hashlib.sha256(path.read_bytes()).hexdigest()
     report = audit_dataset([path]).report
     assert (
@@ -151,7 +152,7 @@ def test_invalid_rows_are_grouped_with_counts_and_inputs_stay_untouched(tmp_path
         == "train.jsonl:4: messages[1].role: unknown role 'bot'; expected one of system, user, assistant"
     )
     assert [(g.count, g.pattern) for g in report.problem_groups] == [
-        (2, "messages[*].role: unknown role 'bot'; expected one of system, user, assistant"),
+        (2, "messages[*].role: unknown role '…'; expected one of system, user, assistant"),
         (1, "completion: empty content"),
     ]
     assert report.valid["train"] == 3 and report.rows["train"] == 6

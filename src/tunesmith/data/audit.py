@@ -77,7 +77,7 @@ def group_problems(problems: Sequence[DataProblem], shown: int = 5) -> list[Prob
     groups: dict[str, list[DataProblem]] = {}
     for problem in problems:
         field_pattern = re.sub(r"\[\d+\]", "[*]", problem.field)
-        message = re.sub(r"\d[\d,]*", "N", problem.message)
+        message = re.sub(r"'[^']*'", "'…'", re.sub(r"\d[\d,]*", "N", problem.message))  # one group per kind
         pattern = f"{field_pattern}: {message}" if field_pattern else message
         groups.setdefault(pattern, []).append(problem)
     ordered = sorted(groups.items(), key=lambda item: -len(item[1]))
