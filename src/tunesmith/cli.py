@@ -154,14 +154,22 @@ def data_check(
     slice_threshold: float = typer.Option(0.25, help="Disparity between a slice and the whole set that is flagged."),
     out_dir: Path = typer.Option(Path("."), "--out", help="Where data_report.json and data_report.md go."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    estimate_time: bool = typer.Option(False, help="Time one training step per strategy on --base (loads it)."),
 ) -> None:
     """Audit a dataset and write data_report.json + data_report.md; exit 2 if any row is invalid."""
     from .data.audit import audit_dataset
     from .data.report import report_json, report_markdown, write_report
+    from .errors import ConfigError
     from .render_data import print_markdown, print_written
 
+    if estimate_time and not base:
+        raise ConfigError("--estimate-time needs --base: the time is measured on that model")
     settings = audit_settings(task, max_length, column, near_threshold, slice_by, slice_terms, slice_threshold)
     audit = audit_dataset(files, eval_files, against, settings, tokenizer_for(base))
+    if estimate_time and audit.report.tokens is not None:
+        from .estimate import estimate_epoch_time
+
+        audit.report.epoch_estimates = estimate_epoch_time(base, audit.report.tokens)
     written = write_report(audit.report, out_dir)
     if as_json:
         print(report_json(audit.report))

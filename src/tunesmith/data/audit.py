@@ -59,6 +59,7 @@ class DataReport:
     slices: list[SliceStats]
     pii: list[PiiFinding]
     settings: AuditSettings
+    epoch_estimates: list = field(default_factory=list)  # estimate.EpochEstimate, when asked for
 
     @property
     def has_errors(self) -> bool:

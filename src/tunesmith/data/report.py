@@ -79,11 +79,23 @@ def tokens(report: DataReport) -> str:
         lines.append(f"| {bucket} | {n:,} | {'█' * max(1, round(24 * n / widest))} |")
     lines += ["", f"Training tokens per epoch: **{stats.training_tokens:,}** (at max_length {stats.max_length})."]
     if stats.over_max_length:
+        lost = "1 of them loses" if stats.answer_lost == 1 else f"{stats.answer_lost} of them lose"
         lines.append(
             f"{stats.over_max_length} examples exceed max_length {stats.max_length} and are truncated; "
-            f"{stats.answer_lost} of them lose their whole answer, and training drops those."
+            f"{lost} the whole answer, and training drops those."
         )
-    return "\n".join(lines)
+    return "\n".join(lines + epoch_times(report))
+
+
+def epoch_times(report: DataReport) -> list[str]:
+    if not report.epoch_estimates:
+        return []
+    lines = ["", "| strategy | s / step | tokens/s | time per epoch |", "|---|---:|---:|---:|"]
+    for e in report.epoch_estimates:
+        epoch = f"{e.seconds_per_epoch / 60:.1f} min" if e.seconds_per_epoch >= 60 else f"{e.seconds_per_epoch:.0f} s"
+        lines.append(f"| {e.strategy} | {e.seconds_per_step:.2f} | {e.tokens_per_s:,.0f} | {epoch} |")
+    e = report.epoch_estimates[0]
+    return [*lines, "", f"Measured: one calibration step per strategy, batch 8, on {e.device} ({e.precision})."]
 
 
 def matches(title: str, found: list[Match], meaning: str) -> list[str]:
