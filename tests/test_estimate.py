@@ -1,5 +1,7 @@
 """The time-per-epoch estimate is measured on the model, per strategy, and consistent with the token count."""
 
+import pytest
+
 from tunesmith.data.tokens import FieldStats, TokenStats
 from tunesmith.estimate import estimate_epoch_time
 
@@ -12,5 +14,5 @@ def test_each_strategy_gets_a_measured_step_and_an_epoch_time(tiny_model_dir):
     assert [e.strategy for e in estimates] == ["full", "lora"]
     for e in estimates:
         assert e.seconds_per_step > 0
-        assert abs(e.tokens_per_s - 2 * 40 / e.seconds_per_step) <= 1
-        assert abs(e.seconds_per_epoch - 4_000 / e.tokens_per_s) <= 0.1 * e.seconds_per_epoch + 0.1
+        assert e.tokens_per_s == pytest.approx(2 * 40 / e.seconds_per_step, rel=0.01)
+        assert e.seconds_per_epoch == pytest.approx(4_000 / e.tokens_per_s, rel=0.01, abs=0.1)

@@ -47,7 +47,7 @@ def estimate_epoch_time(
         tokens_per_s = batch_size * seq_len / seconds
         epoch = stats.training_tokens / tokens_per_s
         estimates.append(
-            EpochEstimate(strategy, round(seconds, 3), round(tokens_per_s), round(epoch, 1), device, precision)
+            EpochEstimate(strategy, float(f"{seconds:.4g}"), round(tokens_per_s, 1), round(epoch, 1), device, precision)
         )
         del base, model
     return estimates
