@@ -31,6 +31,12 @@ def test_sharegpt_unknown_speaker_is_named(tmp_path):
     assert str(problems[0]).startswith("s.jsonl:1: conversations[1].from: unknown role 'bot'")
 
 
+def test_sharegpt_ending_with_the_user_names_the_conversations_field(tmp_path):
+    row = {"conversations": [{"from": "human", "value": "hi"}]}
+    problems = read_records([write_jsonl(tmp_path / "s.jsonl", [row])]).problems
+    assert str(problems[0]) == "s.jsonl:1: conversations[0].from: the conversation must end with an assistant turn"
+
+
 def test_json_array_rows_keep_the_line_their_object_starts_on(tmp_path):
     path = tmp_path / "d.json"
     path.write_text('[\n  {"text": "a", "label": "x"},\n  {"text": 3,\n   "label": "y"},\n  7\n]\n')

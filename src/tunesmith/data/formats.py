@@ -151,6 +151,8 @@ def from_sharegpt(record: dict[str, Any]) -> list[Message]:
             known = ", ".join(SHAREGPT_ROLES)
             raise Invalid(f"{field}.from", f"unknown role {speaker!r}; expected one of {known}")
         messages.append(Message(SHAREGPT_ROLES[speaker], text_field(turn, "value", field)))
+    if messages[-1].role != "assistant":  # named here: check_conversation would call the field messages[...]
+        raise Invalid(f"conversations[{len(turns) - 1}].from", "the conversation must end with an assistant turn")
     return messages
 
 

@@ -36,7 +36,7 @@ class Record:
         """What the model learns to produce: assistant turns, the label, or the whole text."""
         if self.kind == "chat":
             return "\n".join(m.content for m in self.messages if m.role == "assistant")
-        return self.label or "" if self.kind == "classify" else self.text
+        return (self.label or "") if self.kind == "classify" else self.text
 
     @property
     def content(self) -> str:
