@@ -155,6 +155,7 @@ def data_check(
     out_dir: Path = typer.Option(Path("."), "--out", help="Where data_report.json and data_report.md go."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     estimate_time: bool = typer.Option(False, help="Time one training step per strategy on --base (loads it)."),
+    redact: bool = typer.Option(False, help="Also write <name>.redacted.jsonl: valid rows, personal data replaced."),
 ) -> None:
     """Audit a dataset and write data_report.json + data_report.md; exit 2 if any row is invalid."""
     from .data.audit import audit_dataset
@@ -171,6 +172,10 @@ def data_check(
 
         audit.report.epoch_estimates = estimate_epoch_time(base, audit.report.tokens)
     written = write_report(audit.report, out_dir)
+    if redact:
+        from .data.prepare import write_redacted_copies
+
+        written += tuple(write_redacted_copies(audit, out_dir))
     if as_json:
         print(report_json(audit.report))
     else:

@@ -64,3 +64,18 @@ def test_redact_writes_a_copy_without_personal_data(tmp_path):
     text = (tmp_path / "out" / "train.jsonl").read_text()
     assert "jane.doe" not in text and "Reach me at [EMAIL] please." in text
     assert "jane.doe@example.com" in path.read_text()
+
+
+def test_redacted_copies_of_each_input_replace_personal_data_and_leave_inputs_alone(tmp_path):
+    from tunesmith.data.audit import audit_dataset
+    from tunesmith.data.prepare import write_redacted_copies
+
+    rows = clean_rows(4)
+    rows[1] = set_answer(rows[1], "Card 4111 1111 1111 1111 on file.")
+    path = write_jsonl(tmp_path / "train.jsonl", rows)
+    before = path.read_bytes()
+    written = write_redacted_copies(audit_dataset([path]), tmp_path / "report")
+    assert written == [tmp_path / "report" / "train.redacted.jsonl"]
+    copy = rows_of(written[0])
+    assert len(copy) == 4 and copy[1]["messages"][1]["content"] == "Card [CREDIT_CARD] on file."
+    assert path.read_bytes() == before

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import DataError, DataProblem
-from ..files import write_directory
+from ..files import atomic_write_text, write_directory
 from .audit import Audit, AuditSettings, audit_dataset
 from .pii import redact
 from .records import Record
@@ -105,3 +105,18 @@ def redact_row(row: dict) -> bool:
         changed |= clean_text != holder[key]
         holder[key] = clean_text
     return changed
+
+
+def write_redacted_copies(audit: Audit, out_dir: Path) -> list[Path]:
+    """Each input's valid records as `<name>.redacted.jsonl` in out_dir, personal data replaced; inputs untouched."""
+    by_file: dict[str, list[dict]] = {}
+    for record in audit.train + audit.eval:
+        row = record.as_json()
+        redact_row(row)
+        by_file.setdefault(record.source.rsplit(":", 1)[0], []).append(row)
+    written = []
+    for name, rows in by_file.items():
+        path = Path(out_dir) / f"{Path(name).stem}.redacted.jsonl"
+        atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+        written.append(path)
+    return written

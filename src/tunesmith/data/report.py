@@ -161,4 +161,5 @@ def pii(report: DataReport) -> str:
     for finding in report.pii:
         by_kind.setdefault(finding.kind, []).append(finding.source)
     lines = ["## Personal data", "", *(f"- {kind}: **{len(s)}** ({refs(s)})" for kind, s in by_kind.items())]
-    return "\n".join([*lines, "", "`tunesmith data prepare --redact` writes a copy with these replaced."])
+    redact = "`data check --redact` writes the valid rows with these replaced; `data prepare --redact` a clean split."
+    return "\n".join([*lines, "", redact])
