@@ -183,7 +183,8 @@ def data_check(
     print_written(written)
     if audit.report.has_errors:
         count = len(audit.report.problems)
-        raise TunesmithError(f"{count} invalid rows (listed above); fix them, or `data prepare --drop-invalid`")
+        rows = "1 invalid row" if count == 1 else f"{count} invalid rows"
+        raise TunesmithError(f"{rows} (listed above); fix them, or `data prepare --drop-invalid`")
 
 
 @data_app.command("prepare")
