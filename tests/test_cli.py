@@ -91,3 +91,33 @@ def test_secrets_never_reach_output_or_run_files(tmp_path, tiny_model_dir):
     )
     assert refused.returncode == 2 and "hf_token" in refused.stderr
     assert secret not in refused.stdout + refused.stderr
+
+
+def test_data_check_reports_file_line_problems_writes_both_reports_and_exits_2(tmp_path):
+    bad = {"messages": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "hello"}]}
+    data = write_jsonl(tmp_path / "train.jsonl", [*VARIED_CHATS, bad])
+    result = tunesmith("data", "check", data, "--out", tmp_path / "report")
+    assert result.returncode == 2, result.stderr
+    assert "train.jsonl:9: messages[1].role: unknown role 'bot'" in result.stdout
+    assert "Traceback" not in result.stderr + result.stdout
+    report = json.loads((tmp_path / "report" / "data_report.json").read_text())
+    assert report["valid"]["train"] == len(VARIED_CHATS) and len(report["problems"]) == 1
+    assert (tmp_path / "report" / "data_report.md").read_text().startswith("# Data report")
+
+
+def test_data_prepare_then_check_the_prepared_split_is_clean(tmp_path):
+    data = write_jsonl(tmp_path / "train.jsonl", [*VARIED_CHATS, VARIED_CHATS[1]])
+    prepared = tunesmith("data", "prepare", data, "--out", tmp_path / "ready", "--eval-fraction", "0.25")
+    assert prepared.returncode == 0, prepared.stderr
+    assert "6 train / 2 eval rows" in prepared.stderr and "1 duplicates" in prepared.stderr
+    ready = tmp_path / "ready"
+    check = tunesmith("data", "check", ready / "train.jsonl", "--eval", ready / "eval.jsonl", "--out", tmp_path)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert json.loads((tmp_path / "data_report.json").read_text())["leakage"] == []
+
+
+def test_data_check_rejects_an_unknown_task_in_one_line(tmp_path):
+    data = write_jsonl(tmp_path / "train.jsonl", VARIED_CHATS)
+    result = tunesmith("data", "check", data, "--task", "chat")
+    assert result.returncode == 2 and "--task: unknown task 'chat'" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -114,6 +114,105 @@ def chat(
         print(f"model> {session.reply(line, keep_history=True)}")
 
 
+data_app = typer.Typer(no_args_is_help=True, help="Audit, clean and split a dataset before any training.")
+app.add_typer(data_app, name="data")
+
+COLUMN_HELP = "Read a column under our name: --column text=sentence (repeatable; text, label, messages, ...)."
+
+
+def audit_settings(task, max_length, columns, near_threshold, slice_by, slice_terms, slice_threshold):
+    from .data.audit import AuditSettings
+    from .data.records import TASKS
+    from .data.slices import TERM_LISTS
+    from .errors import ConfigError
+
+    mapping = dict(item.split("=", 1) for item in columns if "=" in item)
+    if len(mapping) != len(columns):
+        raise ConfigError(f"--column expects ours=theirs, got {[c for c in columns if '=' not in c]}")
+    if task not in (*TASKS, "auto"):
+        raise ConfigError(f"--task: unknown task {task!r}; expected one of {', '.join(TASKS)}, auto")
+    if slice_terms is not None and slice_terms not in TERM_LISTS:
+        raise ConfigError(f"--slice-terms: unknown term list {slice_terms!r}; expected one of {', '.join(TERM_LISTS)}")
+    return AuditSettings(task, mapping, max_length, near_threshold, 2, slice_by, slice_terms, slice_threshold)
+
+
+def tokenizer_for(base: str | None):
+    from .base import load_tokenizer
+
+    return load_tokenizer(base) if base else None
+
+
+@data_app.command("check")
+def data_check(
+    files: list[Path] = typer.Argument(..., help="Train files: JSONL, JSON, CSV or Parquet."),
+    eval_files: list[Path] = typer.Option([], "--eval", help="Eval file(s), checked for leakage from train."),
+    against: list[Path] = typer.Option([], help="Benchmark or probe file(s) that must not appear in train."),
+    base: str | None = typer.Option(None, help="Count tokens with this base model's tokenizer and template."),
+    task: str = typer.Option("auto", help="sft | classify | text | auto."),
+    max_length: int = typer.Option(512, help="Training max_length, for the over-long count."),
+    column: list[str] = typer.Option([], "--column", help=COLUMN_HELP),
+    near_threshold: float = typer.Option(0.7, help="Word-set Jaccard similarity that counts as a near-duplicate."),
+    slice_by: str | None = typer.Option(None, help="Column to slice by for the bias check."),
+    slice_terms: str | None = typer.Option(None, help="Built-in term lists to slice by: gender."),
+    slice_threshold: float = typer.Option(0.25, help="Disparity between a slice and the whole set that is flagged."),
+    out_dir: Path = typer.Option(Path("."), "--out", help="Where data_report.json and data_report.md go."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    estimate_time: bool = typer.Option(False, help="Time one training step per strategy on --base (loads it)."),
+    redact: bool = typer.Option(False, help="Also write <name>.redacted.jsonl: valid rows, personal data replaced."),
+) -> None:
+    """Audit a dataset and write data_report.json + data_report.md; exit 2 if any row is invalid."""
+    from .data.audit import audit_dataset
+    from .data.report import report_json, report_markdown, write_report
+    from .errors import ConfigError
+    from .render_data import print_markdown, print_written
+
+    if estimate_time and not base:
+        raise ConfigError("--estimate-time needs --base: the time is measured on that model")
+    settings = audit_settings(task, max_length, column, near_threshold, slice_by, slice_terms, slice_threshold)
+    audit = audit_dataset(files, eval_files, against, settings, tokenizer_for(base))
+    if estimate_time and audit.report.tokens is not None:
+        from .estimate import estimate_epoch_time
+
+        audit.report.epoch_estimates = estimate_epoch_time(base, audit.report.tokens)
+    written = write_report(audit.report, out_dir)
+    if redact:
+        from .data.prepare import write_redacted_copies
+
+        written += tuple(write_redacted_copies(audit, out_dir))
+    if as_json:
+        print(report_json(audit.report))
+    else:
+        print_markdown(report_markdown(audit.report))
+    print_written(written)
+    if audit.report.has_errors:
+        count = len(audit.report.problems)
+        rows = "1 invalid row" if count == 1 else f"{count} invalid rows"
+        raise TunesmithError(f"{rows} (listed above); fix them, or `data prepare --drop-invalid`")
+
+
+@data_app.command("prepare")
+def data_prepare(
+    files: list[Path] = typer.Argument(..., help="Train files: JSONL, JSON, CSV or Parquet."),
+    out: Path = typer.Option(..., "--out", help="Directory for train.jsonl, eval.jsonl and the report."),
+    eval_files: list[Path] = typer.Option([], "--eval", help="Eval file(s); without them eval is held out."),
+    eval_fraction: float = typer.Option(0.1, help="Share of train held out when no eval file is given."),
+    seed: int = typer.Option(0, help="Seed of the hold-out split."),
+    task: str = typer.Option("auto", help="sft | classify | text | auto."),
+    column: list[str] = typer.Option([], "--column", help=COLUMN_HELP),
+    near_threshold: float = typer.Option(0.7, help="Word-set Jaccard similarity that counts as a near-duplicate."),
+    drop_invalid: bool = typer.Option(False, help="Drop invalid rows instead of stopping."),
+    keep_near_duplicates: bool = typer.Option(False, help="Drop exact duplicates only."),
+    redact: bool = typer.Option(False, help="Replace e-mails, phones, cards, IBANs, IPs and keys with [KIND]."),
+) -> None:
+    """Write the cleaned, split dataset to OUT atomically (seeded; stratified for classification)."""
+    from .data.prepare import PrepareSettings, prepare_dataset
+    from .render_data import print_prepared
+
+    audit = audit_settings(task, 512, column, near_threshold, None, None, 0.25)
+    settings = PrepareSettings(eval_fraction, seed, drop_invalid, not keep_near_duplicates, redact)
+    print_prepared(prepare_dataset(files, out, eval_files, settings, audit))
+
+
 def quiet_libraries() -> None:
     import warnings
 

@@ -35,7 +35,7 @@ class DataSettings(Settings):
     train: Path = Field(description="Training file (JSONL).")
     eval: Path | None = Field(None, description="Eval file; without it, eval_fraction of train is held out.")
     test: Path | None = Field(None, description="Held-out file for the before/after table.")
-    format: Literal["auto", "messages", "prompt_completion", "alpaca"] = Field(
+    format: Literal["auto", "messages", "prompt_completion", "alpaca", "sharegpt"] = Field(
         "auto", description="Record format; 'auto' detects it from the keys of each record."
     )
     eval_fraction: float = Field(0.1, ge=0, lt=1, description="Share of train held out when eval is unset.")

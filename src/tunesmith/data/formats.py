@@ -1,7 +1,8 @@
 """Read JSONL training files in the common fine-tuning formats and normalise them to chat examples.
 
 Formats (detected per record from its keys, or forced): `messages` (OpenAI chat), `prompt`/`completion`
-(strings, or message lists as TRL accepts), alpaca (`instruction`/`input`/`output`). Every record is
+(strings, or message lists as TRL accepts), alpaca (`instruction`/`input`/`output`), sharegpt
+(`conversations` of `from`/`value`). Every record is
 validated before any training; all problems come back together as `file:line: field: message`.
 """
 
@@ -49,7 +50,7 @@ def read_examples(path: Path | str, format: str = "auto") -> list[Example]:
     except OSError as err:
         raise DataError([DataProblem(str(path), 0, "", f"cannot read: {err.strerror}")]) from None
     examples, problems = [], []
-    for number, line in enumerate(raw.splitlines(), start=1):
+    for number, line in enumerate(raw.split(b"\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -88,10 +89,13 @@ def detect_format(record: dict[str, Any]) -> str:
             return kind
     if {"instruction", "output"} <= record.keys():
         return "alpaca"
-    found = ", ".join(sorted(record)) or "none"
+    if "conversations" in record:
+        return "sharegpt"
+    found = ", ".join(sorted(map(str, record))) or "none"
     raise Invalid(
         "",
-        f"unknown record format (keys: {found}); expected messages, prompt+completion or instruction+output",
+        f"unknown record format (keys: {found}); expected messages, prompt+completion, instruction+output "
+        "or conversations",
     )
 
 
@@ -130,6 +134,28 @@ def from_alpaca(record: dict[str, Any]) -> list[Message]:
     return messages + [Message("user", user), Message("assistant", text_field(record, "output"))]
 
 
+SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
+
+
+def from_sharegpt(record: dict[str, Any]) -> list[Message]:
+    turns = record.get("conversations")
+    if not isinstance(turns, list) or not turns:
+        raise Invalid("conversations", f"expected a non-empty list of turns, got {json_type(turns)}")
+    messages = []
+    for i, turn in enumerate(turns):
+        field = f"conversations[{i}]"
+        if not isinstance(turn, dict):
+            raise Invalid(field, f"expected an object with from and value, got {json_type(turn)}")
+        speaker = turn.get("from")
+        if not isinstance(speaker, str) or speaker not in SHAREGPT_ROLES:
+            known = ", ".join(SHAREGPT_ROLES)
+            raise Invalid(f"{field}.from", f"unknown role {speaker!r}; expected one of {known}")
+        messages.append(Message(SHAREGPT_ROLES[speaker], text_field(turn, "value", field)))
+    if messages[-1].role != "assistant":  # named here: check_conversation would call the field messages[...]
+        raise Invalid(f"conversations[{len(turns) - 1}].from", "the conversation must end with an assistant turn")
+    return messages
+
+
 def text_field(record: dict[str, Any], key: str, parent: str = "") -> str:
     field = f"{parent}.{key}" if parent else key
     value = record.get(key)
@@ -153,4 +179,9 @@ def json_type(value: Any) -> str:
     return names.get(type(value), "a number")
 
 
-NORMALISERS = {"messages": from_messages, "prompt_completion": from_prompt_completion, "alpaca": from_alpaca}
+NORMALISERS = {
+    "messages": from_messages,
+    "prompt_completion": from_prompt_completion,
+    "alpaca": from_alpaca,
+    "sharegpt": from_sharegpt,
+}

@@ -1,0 +1,88 @@
+"""Fuzzing the readers with malformed files: no uncaught exception, and every problem names its file and line."""
+
+import json
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tunesmith.data.audit import audit_dataset
+from tunesmith.data.formats import read_examples
+from tunesmith.data.records import read_records
+from tunesmith.errors import DataError
+
+MAX_LINE = 2048
+GOOD = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+records = st.one_of(
+    st.just(GOOD),
+    st.builds(
+        lambda role: {"messages": [{"role": "user", "content": "q"}, {"role": role, "content": "a"}]},
+        st.text(max_size=6),
+    ),
+    st.builds(lambda content: {"prompt": "q", "completion": content}, json_values),
+    st.builds(lambda v: {"conversations": [{"from": "human", "value": v}, {"from": "gpt", "value": "a"}]}, json_values),
+    st.builds(lambda text, label: {"text": text, "label": label}, json_values, json_values),
+    st.dictionaries(
+        st.sampled_from(["messages", "prompt", "completion", "text", "label", "instruction", "output"]),
+        json_values,
+        max_size=4,
+    ),
+)
+
+
+def line_of(record, damage, cut) -> bytes:
+    raw = json.dumps(record).encode()
+    return {
+        "none": raw,
+        "truncate": raw[: max(1, len(raw) * cut // 100)],
+        "bom": b"\xef\xbb\xbf" + raw,
+        "crlf": raw + b"\r",
+        "nul": raw[: len(raw) // 2] + b"\x00" + raw[len(raw) // 2 :],
+        "bad_utf8": raw[: len(raw) // 2] + b"\xff\xfe\xc3" + raw[len(raw) // 2 :],
+        "huge": json.dumps({"prompt": "x" * (MAX_LINE + cut), "completion": "y"}).encode(),
+        "empty_content": json.dumps({"prompt": "q", "completion": " \t"}).encode(),
+    }[damage]
+
+
+lines = st.builds(
+    line_of,
+    records,
+    st.sampled_from(["none", "truncate", "bom", "crlf", "nul", "bad_utf8", "huge", "empty_content"]),
+    st.integers(1, 99),
+)
+files = st.tuples(st.lists(lines | st.binary(max_size=40), max_size=12), st.sampled_from(["jsonl", "json", "csv"]))
+
+
+def check_problems(problems, name: str, n_lines: int) -> None:
+    for problem in problems:
+        assert problem.file == name
+        assert 1 <= problem.line <= n_lines + 1, str(problem)
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(files)
+def test_malformed_files_never_raise_and_every_problem_has_file_and_line(generated):
+    content, suffix = generated
+    raw = b"\n".join(content)
+    if suffix == "json":
+        raw = b"[" + b",\n".join(content) + b"]"
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / f"train.{suffix}"
+        path.write_bytes(raw)
+        n_lines = raw.count(b"\n") + 1
+        read = read_records([path], max_line_bytes=MAX_LINE)
+        check_problems(read.problems, path.name, n_lines)
+        assert len(read.records) + len(read.problems) >= 1  # an empty file is a problem too
+        audit_dataset([path])  # the whole audit, not only the reader, survives whatever was read
+        if suffix == "jsonl":
+            try:
+                read_examples(path)
+            except DataError as err:
+                check_problems(err.problems, path.name, n_lines)
