@@ -38,6 +38,9 @@ class DataSettings(Settings):
     format: Literal["auto", "messages", "prompt_completion", "alpaca", "sharegpt"] = Field(
         "auto", description="Record format; 'auto' detects it from the keys of each record."
     )
+    on_invalid: Literal["strict", "drop"] = Field(
+        "strict", description="An invalid record stops the run (strict) or is left out with a warning (drop)."
+    )
     eval_fraction: float = Field(0.1, ge=0, lt=1, description="Share of train held out when eval is unset.")
     max_length: int = Field(1024, ge=8, description="Longest tokenised example; longer ones are truncated.")
 

@@ -70,6 +70,10 @@ class EventRenderer:
         if event.dropped:
             shown = ", ".join(event.dropped[:5])
             console.print(f"  [yellow]{len(event.dropped)} examples dropped (nothing left to learn): {shown}[/]")
+        if event.invalid:
+            console.print(f"  [yellow]{len(event.invalid)} invalid records left out (data.on_invalid: drop):[/]")
+            for problem in event.invalid[:10]:
+                console.print(f"    {problem}", highlight=False)
         self.new_task("training", event.total_steps)
 
     def on_Resumed(self, event) -> None:

@@ -138,3 +138,21 @@ def test_a_bf16_run_does_not_leak_its_precision_into_the_next_run(tmp_path, tiny
     assert loss_a == pytest.approx(loss_b, rel=1e-5)
     for name in grads_a:
         torch.testing.assert_close(grads_a[name], grads_b[name], rtol=1e-5, atol=1e-7, msg=name)
+
+
+def test_invalid_records_stop_the_run_or_are_dropped_and_listed(tmp_path, tiny_model_dir):
+    from tunesmith.errors import DataError
+
+    bad = {"messages": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "hello"}]}
+    config = tiny_config(tmp_path, tiny_model_dir, max_steps=1, batch_size=4)
+    write_jsonl(config.data.train, [*VARIED_CHATS, bad])
+    with pytest.raises(DataError, match="train.jsonl:9: messages"):
+        train(config)
+    config.data.on_invalid = "drop"
+    events = []
+    train(config, on_event=events.append)
+    start = next(e for e in events if type(e).__name__ == "TrainStart")
+    assert start.train_examples == len(VARIED_CHATS)
+    assert start.invalid == [
+        "train.jsonl:9: messages[1].role: unknown role 'bot'; expected one of system, user, assistant"
+    ]

@@ -42,8 +42,10 @@ class Invalid(Exception):
         self.field, self.message = field, message
 
 
-def read_examples(path: Path | str, format: str = "auto") -> list[Example]:
-    """Every record of a JSONL file as an Example; raises DataError listing every invalid record."""
+def read_examples(path: Path | str, format: str = "auto", dropped: list[DataProblem] | None = None) -> list[Example]:
+    """Every record of a JSONL file as an Example; raises DataError listing every invalid record.
+
+    With a `dropped` list, invalid records are left out and their problems appended there instead."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -57,8 +59,10 @@ def read_examples(path: Path | str, format: str = "auto") -> list[Example]:
             examples.append(parse_line(line, format, f"{path.name}:{number}"))
         except Invalid as bad:
             problems.append(DataProblem(path.name, number, bad.field, bad.message))
-    if problems:
+    if problems and dropped is None:
         raise DataError(problems)
+    if dropped is not None:
+        dropped.extend(problems)
     if not examples:
         raise DataError([DataProblem(path.name, 1, "", "no records (the file is empty)")])
     return examples

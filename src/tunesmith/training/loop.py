@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,7 @@ class TrainStart:
     truncated: int
     dropped: list[str]
     precision: str
+    invalid: list[str] = field(default_factory=list)  # records left out as invalid (data.on_invalid: drop)
 
 
 @dataclass
@@ -227,6 +228,7 @@ def start_event(plan: Plan, data, total_steps: int, precision: str) -> TrainStar
         data.train.truncated + (eval_set.truncated if eval_set else 0),
         data.train.dropped + (eval_set.dropped if eval_set else []),
         precision,
+        [str(problem) for problem in data.invalid],
     )
 
 
