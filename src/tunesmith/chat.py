@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .evaluate.generate import generate
-from .runs import TunedModel, load_tuned
-
-PROMPTING = "prompting.json"
-
-
-def common_system_message(examples) -> str | None:
-    """The system message every training example starts with, if they all share one."""
-    systems = {e.messages[0].content if e.messages[0].role == "system" else None for e in examples}
-    return systems.pop() if len(systems) == 1 else None
-
-
-def read_default_system(run_dir: Path) -> str | None:
-    path = Path(run_dir) / PROMPTING
-    return json.loads(path.read_text(encoding="utf-8")).get("system") if path.is_file() else None
+from .runs import TunedModel, load_tuned, read_default_system
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,19 @@ from transformers import AutoTokenizer
 from .base import load_base
 from .config import RunConfig, validate_config
 from .errors import ConfigError
+
+PROMPTING = "prompting.json"
+
+
+def common_system_message(examples) -> str | None:
+    """The system message every training example starts with, if they all share one."""
+    systems = {e.messages[0].content if e.messages[0].role == "system" else None for e in examples}
+    return systems.pop() if len(systems) == 1 else None
+
+
+def read_default_system(run_dir: Path) -> str | None:
+    path = Path(run_dir) / PROMPTING
+    return json.loads(path.read_text(encoding="utf-8")).get("system") if path.is_file() else None
 
 
 @dataclass

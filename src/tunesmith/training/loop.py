@@ -21,11 +21,11 @@ import torch
 from accelerate import Accelerator
 
 from ..base import Base, load_base
-from ..chat import PROMPTING, common_system_message
 from ..config import RunConfig
 from ..data.encode import EncodedDataset
 from ..data.splits import load_training_data
 from ..files import atomic_write_text
+from ..runs import PROMPTING, common_system_message
 from ..strategies import PREPARE, Plan
 from .batching import collate, epoch_order
 from .checkpoint import CheckpointKeeper, export_artefact
