@@ -4,7 +4,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tunesmith.data.audit import audit_dataset
@@ -68,6 +68,7 @@ def check_problems(problems, name: str, n_lines: int) -> None:
 
 @settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(files)
+@example(([b"\r\x00", b"\r\x00"], "csv"))  # a bare \r once shifted every later CSV line number
 def test_malformed_files_never_raise_and_every_problem_has_file_and_line(generated):
     content, suffix = generated
     raw = b"\n".join(content)

@@ -103,3 +103,13 @@ def test_over_long_line_is_a_problem_and_the_next_line_still_reads(tmp_path):
     read = read_records([path], max_line_bytes=100)
     assert str(read.problems[0]).startswith("x.jsonl:1: line is 212 bytes, over the 100-byte limit")
     assert [r.source for r in read.records] == ["x.jsonl:2"]
+
+
+def test_csv_line_numbers_count_newlines_only_and_crlf_files_read(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes(b"text,label\r\ngood,pos\r\nbad\rrow,neg\r\nnever,read\r\n")
+    read = read_rows(path)
+    assert [(r.line, r.data["text"]) for r in read.rows] == [(2, "good")]
+    assert [str(p) for p in read.problems] == [
+        "d.csv:3: invalid CSV: a carriage return (\\r) inside an unquoted field; the rest is skipped"
+    ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,7 +128,9 @@ def skip_space(text: str, pos: int) -> int:
 
 def csv_rows(text: str, name: str) -> RowsRead:
     result = RowsRead()
-    reader = csv.reader(io.StringIO(text, newline=""))
+    # Feed the reader \n-terminated lines so its line_num counts \n only, as grep -n and the JSONL reader do;
+    # a bare \r inside a row is then reported at its real line instead of shifting every later number.
+    reader = csv.reader(line + "\n" for line in text.split("\n"))
     try:
         header = next(reader, None)
         if header is None:
@@ -144,7 +145,8 @@ def csv_rows(text: str, name: str) -> RowsRead:
                     result.rows.append(Row(name, start, dict(zip(header, values, strict=True))))
             start = reader.line_num + 1
     except csv.Error as err:
-        result.problems.append(DataProblem(name, reader.line_num, "", f"invalid CSV: {err}; the rest is skipped"))
+        reason = "a carriage return (\\r) inside an unquoted field" if "new-line character" in str(err) else str(err)
+        result.problems.append(DataProblem(name, reader.line_num, "", f"invalid CSV: {reason}; the rest is skipped"))
     return result
 
 
