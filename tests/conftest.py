@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
 import torch
+from hypothesis import settings
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from tunesmith.base import load_tokenizer

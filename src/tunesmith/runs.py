@@ -16,6 +16,7 @@ from .config import RunConfig, validate_config
 from .errors import ConfigError
 
 PROMPTING = "prompting.json"
+LABELS = "labels.json"  # classify runs: class id -> label, in order
 
 
 def common_system_message(examples) -> str | None:
