@@ -85,13 +85,27 @@ class EvalSettings(Settings):
     batch_size: int = Field(16, ge=1, description="Prompts per generation batch.")
 
 
+StrategyName = Literal["full", "head", "lora"]
+
+
+class CompareSettings(Settings):
+    strategies: list[StrategyName] = Field(
+        default_factory=lambda: ["full", "head", "lora"], description="Strategies `tunesmith compare` trains."
+    )
+    overrides: dict[StrategyName, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per-strategy settings, as dotted keys: {head: {train.learning_rate: 0.01}}.",
+    )
+    drift_texts: int = Field(50, ge=1, description="General passages the forgetting signal is measured on.")
+
+
 class RunConfig(Settings):
     name: str = Field("run", pattern=r"^[A-Za-z0-9._-]+$", description="Run name (a directory name).")
     base: str = Field(description="Built-in name, local HF directory, .gguf file or hub id.")
     task: Literal["sft", "classify", "text"] = Field(
         "sft", description="sft: chat/instruction generation; classify: text -> label; text: raw domain text."
     )
-    strategy: Literal["full", "head", "lora"] = Field(
+    strategy: StrategyName = Field(
         "lora", description="full: all weights; head: frozen body, train the head; lora: low-rank adapters."
     )
     output_dir: Path = Field(Path("runs"), description="Runs are written to output_dir/name.")
@@ -103,6 +117,7 @@ class RunConfig(Settings):
     data: DataSettings
     train: TrainSettings = Field(default_factory=TrainSettings)
     eval: EvalSettings = Field(default_factory=EvalSettings)
+    compare: CompareSettings = Field(default_factory=CompareSettings)
 
     @model_validator(mode="after")
     def _save_every_defaults_to_eval_every(self) -> RunConfig:

@@ -28,7 +28,7 @@ from ..data.splits import load_training_data
 from ..errors import ConfigError
 from ..evaluate.classify import predict_classes, score_classes
 from ..files import atomic_write_text
-from ..runs import LABELS, PROMPTING, common_system_message
+from ..runs import LABELS, PROMPTING, classifier_kwargs, common_system_message
 from ..strategies import PREPARE, Plan
 from ..strategies.lora import check_4bit_possible
 from .batching import epoch_order
@@ -51,6 +51,7 @@ class TrainStart:
     dropped: list[str]
     precision: str
     invalid: list[str] = field(default_factory=list)  # records left out as invalid (data.on_invalid: drop)
+    unit: str = "token"  # what the loss averages over: "token" (generation) or "example" (classification)
 
 
 @dataclass
@@ -139,7 +140,7 @@ def train(
     )
     loss_module, optimizer = accelerator.prepare(work.loss_module, optimizer)
     total_steps = count_steps(config, len(work.train))
-    emit(start_event(plan, data, total_steps, precision))
+    emit(start_event(plan, data, total_steps, precision, work.unit))
     keeper = CheckpointKeeper(run_dir, plan, optimizer, settings.keep_checkpoints)
     resumed = {} if fresh else resume(run_dir, plan, optimizer, keeper, emit)
     done_steps, train_loss = resumed.get("step", 0), resumed.get("train_loss", math.nan)
@@ -214,12 +215,7 @@ def load_run_base(config: RunConfig, labels: list[str] | None) -> Base:
     """The base as the task needs it: a causal LM, or a sequence classifier with a new head for the labels."""
     model_class, kwargs = None, {}
     if config.task == "classify":
-        model_class = AutoModelForSequenceClassification
-        kwargs = {
-            "num_labels": len(labels),
-            "id2label": dict(enumerate(labels)),
-            "label2id": {name: i for i, name in enumerate(labels)},
-        }
+        model_class, kwargs = AutoModelForSequenceClassification, classifier_kwargs(labels)
     if config.strategy == "lora" and config.lora.load_in_4bit:
         check_4bit_possible()
         from transformers import BitsAndBytesConfig
@@ -298,7 +294,7 @@ def scheduled_lr(settings, step: int, total_steps: int) -> float:
     )
 
 
-def start_event(plan: Plan, data, total_steps: int, precision: str) -> TrainStart:
+def start_event(plan: Plan, data, total_steps: int, precision: str, unit: str) -> TrainStart:
     eval_set = data.eval
     return TrainStart(
         total_steps,
@@ -310,6 +306,7 @@ def start_event(plan: Plan, data, total_steps: int, precision: str) -> TrainStar
         data.train.dropped + (eval_set.dropped if eval_set else []),
         precision,
         [str(problem) for problem in data.invalid],
+        unit,
     )
 
 
