@@ -59,7 +59,9 @@ def unique_tweets(rows: list[dict]) -> list[dict]:
 def drop_near_duplicates(rows: list[dict]) -> list[dict]:
     from tunesmith.data.dedup import find_duplicates
 
-    repeats = {int(m.source) for m in find_duplicates([str(i) for i in range(len(rows))], [r["tweet"] for r in rows], NEAR)}
+    repeats = {
+        int(m.source) for m in find_duplicates([str(i) for i in range(len(rows))], [r["tweet"] for r in rows], NEAR)
+    }
     return [r for i, r in enumerate(rows) if i not in repeats]
 
 
