@@ -66,6 +66,7 @@ def build_workload(
         compute_dtype=compute_dtype,
         on_progress=lambda n: emit(FeaturesProgress(n, total)),
     )
+    emit(FeaturesProgress(0, total))
     train = extract(data.train.examples)
     cached_eval = extract(eval_examples) if eval_examples else None
     return Workload(train, cached_eval, collate_features, HeadNLL(plan.head), "example")
