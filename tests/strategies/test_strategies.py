@@ -154,3 +154,11 @@ def test_continued_pretraining_on_raw_text_trains_and_exports(tmp_path, tiny_mod
     result = train(config)
     assert result.task == "text" and result.best_eval_loss is not None
     assert (result.artefact_dir / "adapter_model.safetensors").is_file()
+
+
+def test_dora_trains_magnitude_vectors_through_peft(tmp_path, tiny_model_dir):
+    config = sft_config(tmp_path, tiny_model_dir, "lora", lora={"r": 4, "lora_alpha": 8, "dora": True})
+    base = load_base(config.base)
+    result = train(config, base=base)
+    assert "DoRA" in result.note
+    assert any("lora_magnitude_vector" in n and p.requires_grad for n, p in base.model.named_parameters())
