@@ -103,7 +103,7 @@ class EvalPoint:
 @dataclass
 class Overfitting:
     points: list[EvalPoint]
-    train_curve: list[tuple[int, float]]
+    train_curve: list[list[float]]  # [step, train loss] per logged step
     best_step: int | None
     exported_step: int | None  # train_summary.json best_step: the checkpoint that was exported
     rise: float | None  # (last eval loss - best) / best
@@ -136,7 +136,7 @@ def overfitting(run_dir: Path, thresholds: Thresholds = Thresholds()) -> Overfit
     summary_path = Path(run_dir) / "train_summary.json"
     summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
     points = eval_points(records)
-    curve = [(r["step"], r["loss"]) for r in records if r.get("type") == "train"]
+    curve = [[r["step"], r["loss"]] for r in records if r.get("type") == "train"]
     result = Overfitting(points, curve, None, summary.get("best_step"), None, None)
     if len(points) < 2:
         note = "fewer than two eval losses logged (set data.eval and train.eval_every): cannot judge"
