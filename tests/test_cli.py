@@ -51,7 +51,9 @@ def test_pickle_weights_refused_with_exit_2(tmp_path):
     assert "pytorch_model.bin" in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("args", [["train", "missing.yaml"], ["generate", "no-such-run", "-p", "hi"]])
+@pytest.mark.parametrize(
+    "args", [["train", "missing.yaml"], ["generate", "no-such-run", "-p", "hi"], ["eval", "no-such-run"]]
+)
 def test_missing_files_are_one_line_errors(tmp_path, args):
     result = tunesmith(*args, cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr

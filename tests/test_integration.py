@@ -47,3 +47,19 @@ def test_tuned_model_learned_to_stop(tuned_run):
     generations = generate(tuned.model, tuned.tokenizer, prompts, max_new_tokens=96, batch_size=12)
     stopped = sum(g.stopped for g in generations) / len(generations)
     assert stopped >= 0.95, [g.text for g in generations if not g.stopped]
+
+
+def test_eval_on_the_real_model_scores_every_column_and_probe(tuned_run):
+    from tunesmith.evaluate.run import EvalOptions, evaluate_run
+
+    options = EvalOptions(
+        limit=6, few_shot=2, memorisation_sample=4, general_passages=4, mmlu_questions=8, max_new_tokens=64
+    )
+    report = evaluate_run(tuned_run.run_dir, options).report
+    table = report["table"]
+    assert report["primary_metric"] == "entity F1" and set(table["valid JSON"]) == set(report["columns"])
+    assert table["valid JSON"]["tuned"] >= table["valid JSON"]["base zero-shot"]
+    drift = report["forgetting"]["general_text"]
+    assert 1.0 < drift["base_nll"] < 5.0, "a real LM on Wikipedia prose is far below uniform (10.8 nats)"
+    assert drift["mean_kl"] > 0 and drift["tokens"] > 300
+    assert (tuned_run.run_dir / "eval.md").is_file()

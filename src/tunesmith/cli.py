@@ -135,6 +135,34 @@ def chat(
         print(f"model> {session.reply(line, keep_history=True)}")
 
 
+@app.command("eval")
+def eval_run(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `tunesmith train`."),
+    data: Path | None = typer.Option(None, "--data", help="Held-out chat examples (default: the run's data.test)."),
+    limit: int | None = typer.Option(None, help="Evaluate at most N examples (default: the run's eval.limit)."),
+    constrain: str | None = typer.Option(None, help="json: decode every column under a JSON constraint."),
+    schema: Path | None = typer.Option(None, help="JSON Schema file: report compliance (--constrain json follows it)."),
+    slice_by: str | None = typer.Option(None, help="Field of the eval records: the primary metric per value (bias)."),
+    few_shot: int = typer.Option(3, help="Training examples shown to the base in the few-shot column."),
+    as_json: bool = typer.Option(False, "--json", help="Print eval.json instead of the markdown report."),
+) -> None:
+    """Base zero-shot | base few-shot | tuned on held-out data, with the gotcha verdicts; writes eval.json + eval.md."""
+    from .evaluate.run import EvalOptions, evaluate_run
+    from .render import EventRenderer
+    from .render_data import print_markdown, print_written
+
+    options = EvalOptions(
+        data=data, limit=limit, constrain=constrain, schema=schema, slice_by=slice_by, few_shot=few_shot
+    )
+    with EventRenderer() as renderer:
+        result = evaluate_run(run_dir, options, on_event=renderer)
+    if as_json:
+        print(result.json_path.read_text(encoding="utf-8"))
+    else:
+        print_markdown(result.md_path.read_text(encoding="utf-8"))
+    print_written((result.json_path, result.md_path))
+
+
 data_app = typer.Typer(no_args_is_help=True, help="Audit, clean and split a dataset before any training.")
 app.add_typer(data_app, name="data")
 

@@ -1,7 +1,7 @@
 import pytest
 
 from tunesmith.evaluate.generate import Generation
-from tunesmith.evaluate.metrics import find_json, score_generations
+from tunesmith.evaluate.metrics import exact_match, find_json, rouge_l, score_generations, token_f1
 
 REF = '[{"name": "Bank", "type": "ORGANIZATION"}, {"name": "Ann", "type": "PERSON"}]'
 
@@ -38,3 +38,22 @@ def test_repeated_items_count_as_a_multiset():
 def test_find_json_skips_brackets_that_are_not_json():
     assert find_json("see [1] below: [2, 3]") == [1]
     assert find_json('[not json] then {"a": 1}') == {"a": 1}
+
+
+def test_token_f1_counts_shared_words_and_wordless_answers_must_match():
+    assert token_f1("The cat sat", "the cat sat on the mat") == pytest.approx(2 * 1 * 0.5 / 1.5)
+    assert token_f1("dog", "cat") == 0
+    assert token_f1("[]", "[]") == 1 and token_f1("[]", "{}") == 0 and token_f1("", "cat") == 0
+
+
+def test_rouge_l_is_the_longest_common_subsequence_f_measure():
+    assert rouge_l("the cat sat", "the cat sat on the mat") == pytest.approx(2 * 1 * 0.5 / 1.5)
+    assert rouge_l("mat the on sat cat the", "the cat sat on the mat") == pytest.approx(0.5)  # LCS "the on the"
+    assert token_f1("mat the on sat cat the", "the cat sat on the mat") == 1
+    assert rouge_l("[]", "[]") == 1
+
+
+def test_exact_match_compares_json_values_or_stripped_text():
+    assert exact_match(' [{"type": "PERSON", "name": "Ann"}] ', '[{"name": "Ann", "type": "PERSON"}]')
+    assert not exact_match("Sure: []", "[]")
+    assert exact_match(" Rome. ", "Rome.") and not exact_match("rome.", "Rome.")

@@ -25,11 +25,13 @@ def generate(
     max_new_tokens: int = 128,
     batch_size: int = 16,
     on_progress: Callable[[int], None] | None = None,
+    constraint=None,
 ) -> list[Generation]:
     """Greedy answers to chat prompts (lists of messages), in the order given.
 
     Prompts are batched by length to waste little padding; padding goes on the left, so every row's last
     prompt token sits at the same position: batched output equals one-at-a-time output (transformers#25790).
+    A `constraint` (e.g. constrain.JsonConstraint) adds its `generate_kwargs()` to each batch's generate call.
     """
     model.eval()
     encoded = [encode_prompt(tokenizer, messages) for messages in prompts]
@@ -39,7 +41,7 @@ def generate(
         indices = order[start : start + batch_size]
         for index, generation in zip(
             indices,
-            generate_batch(model, tokenizer, [encoded[i] for i in indices], max_new_tokens),
+            generate_batch(model, tokenizer, [encoded[i] for i in indices], max_new_tokens, constraint),
             strict=False,
         ):
             results[index] = generation
@@ -48,7 +50,7 @@ def generate(
     return results  # type: ignore[return-value]
 
 
-def generate_batch(model, tokenizer, rows: list[list[int]], max_new_tokens: int) -> list[Generation]:
+def generate_batch(model, tokenizer, rows: list[list[int]], max_new_tokens: int, constraint=None) -> list[Generation]:
     pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
     width = max(len(r) for r in rows)
     input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
@@ -61,6 +63,7 @@ def generate_batch(model, tokenizer, rows: list[list[int]], max_new_tokens: int)
         do_sample=False,
         eos_token_id=eos,
         pad_token_id=pad,
+        **(constraint.generate_kwargs() if constraint else {}),
     )
     generations = []
     for row in output[:, width:].tolist():

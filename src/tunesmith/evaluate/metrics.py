@@ -1,8 +1,10 @@
-"""Scores for generated answers: JSON validity, exact match, and F1 over the items of a JSON list."""
+"""Scores for generated answers: JSON validity, exact match, token F1, ROUGE-L, F1 over the items of a JSON list."""
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +36,50 @@ def find_json(text: str) -> Any:
             except ValueError:
                 continue
     return INVALID
+
+
+WORD = re.compile(r"\w+")
+
+
+def words(text: str) -> list[str]:
+    return WORD.findall(text.lower())
+
+
+def token_f1(answer: str, reference: str) -> float:
+    """F1 over the multisets of lower-cased words (SQuAD-style). Texts without words ("[]") score 1 if equal."""
+    got, want = Counter(words(answer)), Counter(words(reference))
+    if not got or not want:
+        return float(answer.strip() == reference.strip())
+    common = sum((got & want).values())
+    if not common:
+        return 0.0
+    precision, recall = common / sum(got.values()), common / sum(want.values())
+    return 2 * precision * recall / (precision + recall)
+
+
+@functools.cache
+def rouge_scorer():
+    from rouge_score.rouge_scorer import RougeScorer
+
+    return RougeScorer(["rougeL"])
+
+
+def rouge_l(answer: str, reference: str) -> float:
+    """ROUGE-L F-measure (longest common subsequence of words), from Google's rouge-score package.
+
+    Texts without words ("[]") score 1 if equal, as in token_f1 (rouge-score itself gives them 0)."""
+    if not words(answer) or not words(reference):
+        return float(answer.strip() == reference.strip())
+    return rouge_scorer().score(reference, answer)["rougeL"].fmeasure
+
+
+def exact_match(answer: str, reference: str) -> bool:
+    """Equal as JSON values when the reference is JSON (key order and spacing ignored), else as stripped text."""
+    want = parse_json(reference)
+    if want is INVALID:
+        return answer.strip() == reference.strip()
+    got = parse_json(answer)
+    return got is not INVALID and canonical(got) == canonical(want)
 
 
 def canonical(value: Any) -> str:

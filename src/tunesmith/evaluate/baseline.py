@@ -1,0 +1,93 @@
+"""Prompt-engineering baselines (zero-shot, few-shot) and the fine-tune-or-prompt verdict.
+
+Few-shot prompts put k training examples before the question as prior chat turns (user, assistant), after the
+example's own system message. The verdict compares the tuned model with the better of the two baselines on the
+primary metric; the 95% confidence interval of the lift comes from a paired bootstrap over examples.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..data.formats import Example
+from .gotchas import FAIL, OK, WARN, Verdict
+
+
+def pick_shots(train: Sequence[Example], k: int, seed: int = 0) -> list[Example]:
+    """k training examples, chosen with a fixed seed (the same shots for every prompt and every run)."""
+    return random.Random(seed).sample(list(train), min(k, len(train)))
+
+
+def turns(example: Example) -> list[dict]:
+    return [m for m in example.as_dicts() if m["role"] != "system"]
+
+
+def zero_shot_prompt(example: Example) -> list[dict]:
+    """The example's messages without its answer: what the tuned model is asked too."""
+    return example.as_dicts()[:-1]
+
+
+def few_shot_prompt(example: Example, shots: Sequence[Example]) -> list[dict]:
+    messages = example.as_dicts()[:-1]
+    system = [m for m in messages[:1] if m["role"] == "system"]
+    return system + [m for shot in shots for m in turns(shot)] + messages[len(system) :]
+
+
+@dataclass
+class Lift:
+    tuned: float
+    baseline: float
+    baseline_name: str
+    lift: float
+    ci_low: float
+    ci_high: float
+    resamples: int
+
+
+def paired_bootstrap(
+    tuned: Sequence[Any],
+    baseline: Sequence[Any],
+    metric: Callable[[Sequence[Any]], float],
+    resamples: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """95% interval of metric(tuned) - metric(baseline), resampling examples with replacement (the same indices for
+    both, so the pairing of answers to the same prompt is kept)."""
+    rng = np.random.default_rng(seed)
+    n = len(tuned)
+    diffs = []
+    for _ in range(resamples):
+        index = rng.integers(0, n, n)
+        diffs.append(metric([tuned[i] for i in index]) - metric([baseline[i] for i in index]))
+    low, high = np.percentile(diffs, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def fine_tune_or_prompt(
+    tuned: Sequence[Any],
+    baselines: dict[str, Sequence[Any]],
+    metric: Callable[[Sequence[Any]], float],
+    metric_name: str,
+    train_seconds: float | None,
+    resamples: int = 1000,
+) -> tuple[Lift, Verdict]:
+    """Tuned against the best baseline on the primary metric: ok when the whole interval is a gain."""
+    name = max(baselines, key=lambda b: metric(baselines[b]))
+    tuned_value, base_value = metric(tuned), metric(baselines[name])
+    low, high = paired_bootstrap(tuned, baselines[name], metric, resamples)
+    lift = Lift(tuned_value, base_value, name, tuned_value - base_value, low, high, resamples)
+    status = OK if low > 0 else FAIL if high < 0 else WARN
+    cost = f"; training took {train_seconds:.0f} s" if train_seconds is not None else ""
+    meaning = {
+        OK: "fine-tuning pays",
+        WARN: "no clear gain over prompting",
+        FAIL: "prompting does better",
+    }[status]
+    note = f"{meaning} (tuned {tuned_value:.1%} vs {name} {base_value:.1%}), 95% CI [{low:+.3f}, {high:+.3f}]{cost}"
+    verdict = Verdict("fine-tune or prompt", status, f"{metric_name} lift", lift.lift, None, None, False, note, "lift")
+    return lift, verdict

@@ -1,0 +1,200 @@
+"""`tunesmith eval`: base zero-shot | base few-shot | tuned on held-out data, and every gotcha, for a run directory.
+
+Generation (sft) runs. The task-specific part is the scorer (scorer.py); the table, bootstrap interval, slices,
+verdicts and report work on any scorer's per-example scores. Everything streams per batch: no logits are kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..data.formats import Example, read_examples
+from ..errors import ConfigError
+from ..runs import TunedModel, load_tuned, read_run_config
+from .baseline import few_shot_prompt, fine_tune_or_prompt, pick_shots, zero_shot_prompt
+from .constrain import JsonConstraint
+from .events import Phase
+from .fmt import SchemaCheck, read_schema
+from .gotchas import Thresholds, Verdict, overfitting
+from .metrics import exact_match
+from .models import Generator, Models
+from .probes import bias, forgetting, forgetting_verdicts, memorisation_verdict, slice_values, task_verdicts
+from .report import write_eval
+from .scorer import GenerationScorer, is_json_task
+
+CONSTRAINTS = ("json",)
+
+
+@dataclass
+class EvalOptions:
+    data: Path | None = None  # held-out chat examples (default: the run's data.test, else data.eval)
+    limit: int | None = None  # at most this many (default: the run's eval.limit)
+    constrain: str | None = None  # "json": every column decodes under a JSON constraint
+    schema: Path | None = None  # JSON Schema file: compliance is reported (and constrains with constrain="json")
+    slice_by: str | None = None  # a field of the data's records: the primary metric per value (bias)
+    few_shot: int = 3
+    memorisation_sample: int = 50  # training prompts the tuned model answers for the memorisation probe
+    general_passages: int | None = None  # general text passages for drift (default: all 100 shipped)
+    mmlu_questions: int | None = None  # MMLU questions (default: all 200 shipped)
+    batch_size: int | None = None  # generation batch (default: the run's eval.batch_size)
+    max_new_tokens: int | None = None  # default: the run's eval.max_new_tokens
+    bootstrap: int = 1000
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+
+@dataclass
+class EvalResult:
+    report: dict[str, Any]
+    json_path: Path
+    md_path: Path
+
+
+class Clock:
+    """Seconds per named phase, for the report."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        start = time.perf_counter()
+        yield
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+def evaluate_run(
+    run_dir: Path | str,
+    options: EvalOptions | None = None,
+    *,
+    tuned: TunedModel | None = None,
+    base_model=None,
+    on_event: Callable[[object], None] | None = None,
+) -> EvalResult:
+    """Evaluate a finished run and write eval.json + eval.md into it.
+
+    `tuned` skips loading the run's model; `base_model` is needed only when the tuned model is not a peft model
+    (for a peft model the base is the same object with its adapter switched off)."""
+    run_dir, options = Path(run_dir), options or EvalOptions()
+    emit = on_event or (lambda event: None)
+    config = read_run_config(run_dir)
+    data_path = options.data or config.data.test or config.data.eval
+    if data_path is None:
+        raise ConfigError(f"{run_dir}: the run has no data.test or data.eval; pass --data EVAL_FILE")
+    if options.constrain not in (None, *CONSTRAINTS):
+        raise ConfigError(f"--constrain: unknown constraint {options.constrain!r}; expected one of {CONSTRAINTS}")
+    examples = read_examples(data_path, config.data.format)[: options.limit or config.eval.limit]
+    slices = slice_values(data_path, examples, options.slice_by) if options.slice_by else None
+    schema = read_schema(options.schema) if options.schema else None
+    clock = Clock()
+    with clock("load"):
+        if tuned is None:
+            emit(Phase(f"loading {run_dir}"))
+            tuned = load_tuned(run_dir, dtype=run_dtype(config))
+        models = Models(tuned.model, base_model if base_model is not None else tuned.model, tuned.tokenizer)
+        constraint = JsonConstraint(tuned.tokenizer, schema) if options.constrain == "json" else None
+    references = [e.messages[-1].content for e in examples]
+    scorer = GenerationScorer(is_json_task(references), SchemaCheck(schema) if schema else None, bool(constraint))
+    train = read_examples(config.data.train, config.data.format)
+    shots = pick_shots(train, options.few_shot)
+    batch_size = options.batch_size or config.eval.batch_size
+    generator = Generator(models, batch_size, options.max_new_tokens or config.eval.max_new_tokens, constraint, emit)
+
+    conditions = {
+        "base zero-shot": (True, [zero_shot_prompt(e) for e in examples]),
+        f"base few-shot (k={len(shots)})": (True, [few_shot_prompt(e, shots) for e in examples]),
+        "tuned": (False, [zero_shot_prompt(e) for e in examples]),
+    }
+    answers, scores = {}, {}
+    for name, (as_base, prompts) in conditions.items():
+        with clock(name):
+            answers[name] = generator(name, prompts, as_base)
+        rows = zip(answers[name], references, map(user_text, examples), strict=True)
+        scores[name] = [scorer.score(*row) for row in rows]
+
+    report = {
+        "run_dir": str(run_dir),
+        "data": str(data_path),
+        "examples": len(examples),
+        "constrain": options.constrain,
+        "schema": str(options.schema) if options.schema else None,
+        "primary_metric": scorer.primary,
+        "columns": list(conditions),
+        "table": transpose({name: scorer.aggregate(scores[name]) for name in conditions}),
+        "lower_is_better": sorted(scorer.lower_is_better & set(scorer.aggregate(scores["tuned"]))),
+        "few_shot": {"k": len(shots), "shots": [s.source for s in shots]},
+        "thresholds": asdict(options.thresholds),
+    }
+    verdicts: list[Verdict] = task_verdicts(report["table"], scorer, options.thresholds)
+    with clock("overfitting"):
+        fit = overfitting(run_dir, options.thresholds)
+        report["overfitting"] = {k: v for k, v in asdict(fit).items() if k != "verdicts"}
+        verdicts += fit.verdicts
+    with clock("memorisation"):
+        report["memorisation"] = memorisation(generator, train, shots, scores["tuned"], options)
+        verdicts.append(memorisation_verdict(report["memorisation"], options.thresholds))
+    with clock("forgetting"):
+        report["forgetting"] = forgetting(models, options.general_passages, options.mmlu_questions, batch_size, emit)
+        verdicts += forgetting_verdicts(report["forgetting"], options.thresholds)
+    if slices is not None:
+        report["bias"], verdict = bias(options.slice_by, slices, scores["tuned"], scorer, options.thresholds)
+        verdicts.append(verdict)
+    seconds = train_seconds(run_dir)
+    baselines = {name: scores[name] for name in conditions if name != "tuned"}
+    primary = lambda subset: scorer.aggregate(subset)[scorer.primary]  # noqa: E731
+    lift, verdict = fine_tune_or_prompt(scores["tuned"], baselines, primary, scorer.primary, seconds, options.bootstrap)
+    report["fine_tune_or_prompt"] = asdict(lift) | {"train_seconds": seconds}
+    report["verdicts"] = [asdict(v) for v in verdicts + [verdict]]
+    report["seconds"] = clock.seconds
+    report["answers"] = answer_rows(examples, references, answers)
+    return EvalResult(report, *write_eval(report, run_dir))
+
+
+def run_dtype(config):
+    from ..training.loop import base_dtype
+
+    return base_dtype(config)
+
+
+def user_text(example: Example) -> str:
+    """What the answer may quote from: the user turns of the example's own prompt (not the system message)."""
+    return "\n".join(m.content for m in example.messages[:-1] if m.role == "user")
+
+
+def transpose(by_column: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    first = next(iter(by_column.values()))
+    return {metric: {column: row[metric] for column, row in by_column.items()} for metric in first}
+
+
+def memorisation(generator: Generator, train: Sequence[Example], shots, tuned_scores, options: EvalOptions) -> dict:
+    """Exact match of the tuned model on a sample of training prompts against its exact match on held-out ones."""
+    pool = [e for e in train if e not in shots]
+    sample = random.Random(1).sample(pool, min(options.memorisation_sample, len(pool)))
+    answers = generator("tuned on training prompts", [zero_shot_prompt(e) for e in sample], False)
+    on_train = sum(exact_match(a.text, e.messages[-1].content) for a, e in zip(answers, sample, strict=True))
+    train_rate = on_train / len(sample) if sample else 0.0
+    held_out = sum(s.exact for s in tuned_scores) / len(tuned_scores) if tuned_scores else 0.0
+    return {
+        "train_sample": len(sample),
+        "train_exact_match": train_rate,
+        "held_out_exact_match": held_out,
+        "gap": train_rate - held_out,
+    }
+
+
+def train_seconds(run_dir: Path) -> float | None:
+    path = run_dir / "train_summary.json"
+    return json.loads(path.read_text(encoding="utf-8")).get("wall_seconds") if path.is_file() else None
+
+
+def answer_rows(examples, references, answers: dict[str, list]) -> list[dict[str, Any]]:
+    return [
+        {"source": e.source, "reference": ref} | {name: texts[i].text for name, texts in answers.items()}
+        for i, (e, ref) in enumerate(zip(examples, references, strict=True))
+    ]

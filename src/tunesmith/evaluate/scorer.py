@@ -1,0 +1,117 @@
+"""Task scorers: per-example scores, and the metrics of any subset of them (for bootstrap and slices).
+
+A scorer is what differs between tasks. Everything else in `tunesmith eval` (the table, bootstrap confidence
+intervals, bias slices, the fine-tune-or-prompt verdict) only needs `aggregate(scores) -> {metric: value}` and the
+name of the primary metric, so a classification scorer plugs in beside GenerationScorer with the same two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .fmt import SchemaCheck, json_format
+from .generate import Generation
+from .gotchas import invented_names
+from .metrics import INVALID, exact_match, find_json, list_items, parse_json, rouge_l, token_f1
+
+
+class Scorer(Protocol):
+    primary: str  # the metric the fine-tune-or-prompt verdict and the bias slices compare (higher is better)
+    lower_is_better: frozenset[str]  # metrics where a smaller value is the better one
+
+    def aggregate(self, scores: Sequence[Any]) -> dict[str, float]: ...
+
+
+@dataclass(frozen=True)
+class AnswerScore:
+    """One generated answer against its reference."""
+
+    exact: bool
+    token_f1: float
+    rouge_l: float
+    stopped: bool
+    json_valid: bool
+    extra_text: bool
+    schema_ok: bool | None
+    true_pos: int  # JSON-list items (found leniently, as in metrics.score_generations) also in the reference
+    predicted: int
+    expected: int
+    invented: int  # entity names in the answer that do not occur in the prompt
+    names: int  # entity names in the answer
+
+
+def share(flags: Sequence[bool]) -> float:
+    return sum(flags) / len(flags) if flags else 0.0
+
+
+def mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def f1(true_pos: int, predicted: int, expected: int) -> tuple[float, float, float]:
+    precision = true_pos / predicted if predicted else 0.0
+    recall = true_pos / expected if expected else 0.0
+    return precision, recall, 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
+class GenerationScorer:
+    """Generated text against a reference text; JSON metrics when the task's answers are JSON.
+
+    `json_task`: most references parse as JSON (an extraction task): validity, entity F1 and the invented-entity
+    rate are reported and entity F1 is the primary metric; otherwise token F1 is."""
+
+    def __init__(self, json_task: bool, schema: SchemaCheck | None = None, format_rows: bool = False):
+        self.json_task, self.schema = json_task, schema
+        self.format_rows = json_task or format_rows or schema is not None
+        self.primary = "entity F1" if json_task else "token F1"
+        self.lower_is_better = frozenset({"extra text", "invented entities"})
+
+    def score(self, generation: Generation, reference: str, prompt_text: str) -> AnswerScore:
+        text = generation.text
+        form = json_format(text, self.schema)
+        found = parse_json(text) if form.valid else find_json(text)
+        found = None if found is INVALID else found
+        got, want = list_items(found), list_items(parse_json(reference) if self.json_task else None)
+        invented, names = invented_names(found, prompt_text) if self.json_task else (0, 0)
+        return AnswerScore(
+            exact_match(text, reference),
+            token_f1(text, reference),
+            rouge_l(text, reference),
+            generation.stopped,
+            form.valid,
+            form.extra_text,
+            form.schema_ok,
+            sum((got & want).values()),
+            sum(got.values()),
+            sum(want.values()),
+            invented,
+            names,
+        )
+
+    def aggregate(self, scores: Sequence[AnswerScore]) -> dict[str, float]:
+        row = {
+            "exact match": share([s.exact for s in scores]),
+            "token F1": mean([s.token_f1 for s in scores]),
+            "ROUGE-L": mean([s.rouge_l for s in scores]),
+        }
+        if self.format_rows:
+            row["valid JSON"] = share([s.json_valid for s in scores])
+            row["extra text"] = share([s.extra_text for s in scores])
+        if self.schema is not None:
+            row["schema compliance"] = share([bool(s.schema_ok) for s in scores])
+        if self.json_task:
+            counts = (sum(getattr(s, k) for s in scores) for k in ("true_pos", "predicted", "expected"))
+            precision, recall, score = f1(*counts)
+            row |= {"entity precision": precision, "entity recall": recall, "entity F1": score}
+            names = sum(s.names for s in scores)
+            row["invented entities"] = sum(s.invented for s in scores) / names if names else 0.0
+        row["stopped"] = share([s.stopped for s in scores])
+        return row
+
+
+def is_json_task(references: Sequence[str]) -> bool:
+    """Most references are JSON lists or objects: an extraction task."""
+    parsed = [parse_json(r) for r in references]
+    return sum(isinstance(v, list | dict) for v in parsed) * 2 > len(references)

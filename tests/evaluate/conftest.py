@@ -1,0 +1,54 @@
+"""A finished tiny LoRA run on a JSON-extraction task, evaluated once for the tests that read its report."""
+
+import json
+
+import pytest
+from tests.conftest import write_jsonl
+
+from tunesmith.config import validate_config
+from tunesmith.evaluate.run import EvalOptions, evaluate_run
+from tunesmith.training.loop import train
+
+SYSTEM = "Extract the entities as a JSON list of names."
+
+
+def extraction(i: int, group: str | None = None) -> dict:
+    record = {
+        "messages": [
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": f"Bank{i} lent money to Person{i} in City{i} ."},
+            {"role": "assistant", "content": json.dumps([{"name": f"Bank{i}"}, {"name": f"Person{i}"}])},
+        ]
+    }
+    return record | ({"group": group} if group else {})
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_model_dir):
+    root = tmp_path_factory.mktemp("tiny-eval")
+    train_file = write_jsonl(root / "train.jsonl", [extraction(i) for i in range(12)])
+    test_file = write_jsonl(root / "test.jsonl", [extraction(100 + i, "ab"[i % 2]) for i in range(6)])
+    config = validate_config(
+        {
+            "name": "tiny",
+            "base": str(tiny_model_dir),
+            "output_dir": str(root / "runs"),
+            "lora": {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]},
+            "data": {"train": str(train_file), "eval": str(train_file), "test": str(test_file), "max_length": 128},
+            "train": {"learning_rate": 1e-2, "warmup_steps": 0, "precision": "fp32", "max_steps": 4, "batch_size": 4},
+            "eval": {"max_new_tokens": 6, "batch_size": 4},
+        }
+    )
+    config.train.eval_every = 2
+    train(config)
+    return config.run_dir
+
+
+FAST = dict(few_shot=2, memorisation_sample=3, general_passages=2, mmlu_questions=4, bootstrap=50)
+
+
+@pytest.fixture(scope="session")
+def tiny_eval(tiny_run):
+    events = []
+    result = evaluate_run(tiny_run, EvalOptions(slice_by="group", **FAST), on_event=events.append)
+    return result, events

@@ -1,0 +1,138 @@
+"""Planted runs and answers: each gotcha is caught when it is there and passes when it is not."""
+
+import json
+
+import pytest
+from tests.conftest import chat, write_jsonl
+
+from tunesmith.data.formats import read_examples
+from tunesmith.errors import ConfigError
+from tunesmith.evaluate.generate import Generation
+from tunesmith.evaluate.gotchas import FAIL, OK, WARN, Thresholds, invented_names, overfitting
+from tunesmith.evaluate.probes import bias, memorisation_verdict, slice_values, task_verdicts
+from tunesmith.evaluate.run import memorisation
+from tunesmith.evaluate.scorer import GenerationScorer
+
+SENTENCE = "Acme Bank lent Jane Doe $5m in Boston ."
+
+
+def write_run(run_dir, train_losses, eval_losses, exported_step):
+    """metrics.jsonl with a train line per step and an eval line every 10 steps, and train_summary.json."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for step, loss in enumerate(train_losses, start=1):
+        lines.append({"type": "train", "step": step, "loss": loss})
+        if step % 10 == 0:
+            lines.append({"type": "eval", "step": step, "eval_loss": eval_losses[step // 10 - 1]})
+    write_jsonl(run_dir / "metrics.jsonl", lines)
+    (run_dir / "train_summary.json").write_text(json.dumps({"best_step": exported_step, "wall_seconds": 12.5}))
+    return run_dir
+
+
+def falling(start, end, n):
+    return [start + (end - start) * i / (n - 1) for i in range(n)]
+
+
+def test_an_overfit_run_fails_eval_rising_while_train_falls(tmp_path):
+    run = write_run(tmp_path / "overfit", falling(2.0, 0.1, 40), [1.5, 1.2, 1.4, 1.7], exported_step=20)
+    fit = overfitting(run)
+    early, exported = fit.verdicts
+    assert early.gotcha == "overfitting" and early.status == FAIL
+    assert early.value == pytest.approx((1.7 - 1.2) / 1.2) and fit.train_falling
+    assert fit.best_step == 20 and exported.status == OK  # the best, not the last, was exported
+    assert [p.step for p in fit.points] == [10, 20, 30, 40]
+    assert fit.points[-1].gap == pytest.approx(1.7 - sum(falling(2.0, 0.1, 40)[30:]) / 10)
+
+
+def test_a_healthy_run_is_ok_and_exporting_the_last_instead_of_the_best_fails(tmp_path):
+    healthy = overfitting(write_run(tmp_path / "ok", falling(2.0, 1.0, 40), [1.5, 1.3, 1.2, 1.15], 40))
+    assert [v.status for v in healthy.verdicts] == [OK, OK]
+    last = overfitting(write_run(tmp_path / "last", falling(2.0, 0.1, 40), [1.5, 1.2, 1.4, 1.7], 40))
+    assert last.verdicts[1].gotcha == "exported checkpoint" and last.verdicts[1].status == FAIL
+
+
+def test_eval_rising_while_train_loss_also_rises_is_a_warning_not_overfitting(tmp_path):
+    diverging = overfitting(write_run(tmp_path / "div", falling(1.0, 3.0, 40), [1.5, 1.2, 1.4, 1.7], 20))
+    assert diverging.verdicts[0].status == WARN and diverging.train_falling is False
+
+
+def test_a_run_without_eval_losses_cannot_be_judged(tmp_path):
+    fit = overfitting(write_run(tmp_path / "none", falling(2.0, 1.0, 9), [], None))
+    assert fit.verdicts[0].status == WARN and "cannot judge" in fit.verdicts[0].note
+
+
+class CopyingGenerator:
+    """A 'model' that reproduces the training answer for every training prompt and answers [] otherwise."""
+
+    def __init__(self, train):
+        self.known = {json.dumps(e.as_dicts()[:-1]): e.messages[-1].content for e in train}
+
+    def __call__(self, name, prompts, base):
+        return [Generation(self.known.get(json.dumps(p), "[]"), True, 3) for p in prompts]
+
+
+def entity_chats(n, offset=0):
+    return [
+        chat(f"Sentence {i}: Bank{i} hired Person{i}.", json.dumps([{"name": f"Bank{i}"}]))
+        for i in range(offset, offset + n)
+    ]
+
+
+def test_a_model_that_copies_training_answers_has_a_high_memorisation_rate(tmp_path):
+    train = read_examples(write_jsonl(tmp_path / "train.jsonl", entity_chats(30)))
+    held_out = read_examples(write_jsonl(tmp_path / "test.jsonl", entity_chats(10, offset=100)))
+    generator, scorer = CopyingGenerator(train), GenerationScorer(json_task=True)
+    answers = generator("tuned", [e.as_dicts()[:-1] for e in held_out], False)
+    scores = [
+        scorer.score(a, e.messages[-1].content, e.messages[-2].content) for a, e in zip(answers, held_out, strict=True)
+    ]
+
+    class Options:
+        memorisation_sample = 20
+
+    section = memorisation(generator, train, [], scores, Options)
+    assert section["train_sample"] == 20 and section["train_exact_match"] == 1 and section["held_out_exact_match"] == 0
+    verdict = memorisation_verdict(section, Thresholds())
+    assert verdict.status == FAIL and verdict.value == 1
+
+
+def test_invented_entities_are_names_not_found_in_the_input():
+    answer = [{"name": "Acme Bank", "type": "ORGANIZATION"}, {"name": "john smith", "type": "PERSON"}]
+    assert invented_names(answer, SENTENCE) == (1, 2)
+    assert invented_names([{"name": "JANE   doe", "type": "PERSON"}], SENTENCE) == (0, 1)  # case and spaces
+    assert invented_names(["Boston", "Paris"], SENTENCE) == (1, 2)
+    assert invented_names("not a list", SENTENCE) == (0, 0)
+
+
+def test_generations_that_invent_entities_fail_the_hallucination_probe():
+    scorer = GenerationScorer(json_task=True)
+    reference = '[{"name": "Acme Bank", "type": "ORGANIZATION"}]'
+    honest = Generation(reference, True, 9)
+    inventive = Generation(
+        '[{"name": "Acme Bank", "type": "ORGANIZATION"}, {"name": "Globex", "type": "ORGANIZATION"}]', True, 9
+    )
+    table = {}
+    for name, answers in (("base zero-shot", [honest] * 4), ("tuned", [inventive] * 4)):
+        row = scorer.aggregate([scorer.score(a, reference, SENTENCE) for a in answers])
+        for metric, value in row.items():
+            table.setdefault(metric, {})[name] = value
+    assert table["invented entities"] == {"base zero-shot": 0, "tuned": 0.5}
+    verdicts = {v.gotcha: v for v in task_verdicts(table, scorer, Thresholds())}
+    assert verdicts["hallucination"].status == FAIL and verdicts["format control"].status == OK
+
+
+def test_a_skewed_slice_is_flagged_with_the_largest_gap(tmp_path):
+    rows = [chat(f"q{i}", "yes") | {"group": "a" if i < 10 else "b", "other": i} for i in range(20)]
+    path = write_jsonl(tmp_path / "test.jsonl", rows)
+    examples = read_examples(path)
+    values = slice_values(path, examples, "group")
+    assert values == ["a"] * 10 + ["b"] * 10
+    scorer = GenerationScorer(json_task=False)
+    answers = ["yes"] * 10 + ["yes"] * 3 + ["no"] * 7  # slice b is mostly wrong
+    scores = [scorer.score(Generation(a, True, 1), "yes", "q") for a in answers]
+    section, verdict = bias("group", values, scores, scorer, Thresholds())
+    assert [(s["value"], s["n"], s["metric"]) for s in section["slices"]] == [("a", 10, 1.0), ("b", 10, 0.3)]
+    assert verdict.status == FAIL and verdict.value == pytest.approx(0.7) and "'b'" in verdict.note
+    assert bias("group", values, [scores[0]] * 20, scorer, Thresholds())[1].status == OK  # no gap, no flag
+    with pytest.raises(ConfigError, match="no record in test.jsonl has a field 'gender'"):
+        slice_values(path, examples, "gender")
