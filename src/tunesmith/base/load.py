@@ -108,7 +108,7 @@ def load_tokenizer(spec: str, *, trust_remote_code: bool = False, _where: str | 
         tokenizer = AutoTokenizer.from_pretrained(
             where, trust_remote_code=trust_remote_code, local_files_only=not hub_reachable(where)
         )
-    except OSError as err:
+    except (OSError, ValueError) as err:  # ValueError: a config.json that names no known model type
         raise load_error(spec, err) from None
     if tokenizer.pad_token is None:
         # Safe because labels come from the template structure, never from pad ids (trl#976).

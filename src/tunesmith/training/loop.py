@@ -23,6 +23,7 @@ from transformers import AutoModelForSequenceClassification
 
 from ..base import Base, load_base, load_tokenizer
 from ..base.catalog import BUILTINS
+from ..base.load import hf_dir_for
 from ..config import RunConfig
 from ..data.splits import load_training_data
 from ..errors import ConfigError
@@ -122,6 +123,8 @@ def train(
     prepare_run_dir(run_dir, config_yaml(config), fresh)
     seed_everything(settings.seed)
     precision = choose_precision(settings.precision)
+    if base is None:
+        hf_dir_for(config.base, allow_pickle=config.allow_pickle)  # refuse unsafe weights before reading anything
     tokenizer = base.tokenizer if base else load_tokenizer(config.base, trust_remote_code=config.trust_remote_code)
     data = load_training_data(config.data, tokenizer, settings.seed, config.task)
     base = base or load_run_base(config, data.labels)
