@@ -63,6 +63,12 @@ class TrainSettings(Settings):
     batch_size: int = Field(8, ge=1, description="Examples per micro-batch.")
     grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
     group_by_length: bool = Field(True, description="Batch examples of similar length together (less padding).")
+    packing: bool = Field(
+        False,
+        description="Padding-free packing: each micro-batch's batch_size examples laid end to end in rows of at most "
+        "data.max_length tokens, position ids restarting per example, attention kept inside each example. The same "
+        "examples per step as without packing, so steps, resume and results do not change; only the layout.",
+    )
     warmup_steps: int = Field(10, ge=0, description="Linear warm-up steps.")
     schedule: Literal["cosine", "linear", "constant"] = Field("cosine", description="Decay after warm-up.")
     min_lr_ratio: float = Field(0.1, ge=0, le=1, description="Final LR as a fraction of the peak.")

@@ -31,10 +31,13 @@ def supervised_nll(
 ) -> tuple[torch.Tensor, int]:
     """Sum of next-token NLL over supervised positions, and how many there were."""
     body, head = body_and_head(model)
+    # use_cache=False: with a KV cache (Llama's config default, even in training) transformers skips its
+    # packed-sequence detection and packed examples would attend to each other.
     hidden = body(
         input_ids=batch["input_ids"],
         attention_mask=batch.get("attention_mask"),
         position_ids=batch.get("position_ids"),
+        use_cache=False,
     ).last_hidden_state
     targets = batch["labels"][:, 1:]
     supervised = targets != IGNORE

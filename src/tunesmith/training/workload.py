@@ -17,7 +17,7 @@ from torch import nn
 from ..config import RunConfig
 from ..data.splits import TrainingData
 from ..strategies import Plan
-from .batching import collate
+from .batching import collate, pack
 from .classify import ClassifierNLL, HeadNLL, collate_classify, collate_features, extract_features
 from .loss import SupervisedNLL
 
@@ -51,7 +51,7 @@ def build_workload(
     eval_examples = data.eval.examples if data.eval else None
     if config.task != "classify":
         loss = SupervisedNLL(plan.model, compute_dtype=compute_dtype)
-        return Workload(data.train.examples, eval_examples, partial(collate, pad_id=pad_id), loss, "token")
+        return Workload(data.train.examples, eval_examples, token_collate(config, pad_id), loss, "token")
     if plan.head is None:
         loss = ClassifierNLL(plan.model, compute_dtype)
         return Workload(data.train.examples, eval_examples, partial(collate_classify, pad_id=pad_id), loss, "example")
@@ -70,3 +70,11 @@ def build_workload(
     train = extract(data.train.examples)
     cached_eval = extract(eval_examples) if eval_examples else None
     return Workload(train, cached_eval, collate_features, HeadNLL(plan.head), "example")
+
+
+def token_collate(config: RunConfig, pad_id: int) -> Callable[[Sequence], dict[str, torch.Tensor]]:
+    """Right-padded batches, or with train.packing padding-free rows of at most data.max_length tokens (the
+    same examples per micro-batch either way: packing changes the layout, not what a step trains on)."""
+    if config.train.packing:
+        return partial(pack, pad_id=pad_id, row_tokens=config.data.max_length)
+    return partial(collate, pad_id=pad_id)
