@@ -19,11 +19,18 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests scripts
-	$(VENV)/bin/ruff format --check src tests scripts
+	$(VENV)/bin/ruff check src tests scripts bench
+	$(VENV)/bin/ruff format --check src tests scripts bench
 
 stress: $(STAMP)
 	$(PY) bench/stress_resume.py --trials 50
+
+# tunesmith vs TRL SFTTrainer + PEFT (BENCHMARKS.md): bench/results/<timestamp>.json and docs/benchmarks.md.
+# Needs an otherwise idle machine. A quick smoke run: make bench BENCH_ARGS="--steps 6 --runs 1"
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) bench/trl_compare.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

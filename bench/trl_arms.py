@@ -1,0 +1,243 @@
+"""One arm of the TRL comparison, run in its own process (so its peak RSS is its own), plus the shared evaluator.
+
+Usage (trl_compare.py calls it): python bench/trl_arms.py ARM --steps N --workdir DIR --out RESULT.json
+Arms: ours, ours-packed (tunesmith.train), trl-shipped, trl-matched (TRL SFTTrainer + PEFT).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from tunesmith.base import load_base
+from tunesmith.config import RunConfig, load_config
+from tunesmith.data.splits import load_training_data
+from tunesmith.strategies import PREPARE
+from tunesmith.strategies.lora import lora_config
+from tunesmith.training.batching import collate
+from tunesmith.training.loop import StepDone, TrainStart, base_dtype, micro_batch_stream, seed_everything, train
+from tunesmith.training.loss import supervised_nll
+from tunesmith.training.schedule import learning_rate_at
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "ner_finance.yaml"
+WARMUP_STEPS = 3  # untimed optimizer steps at the start of every arm
+
+
+@dataclass
+class ArmResult:
+    arm: str
+    steps: int
+    train_begin: float  # perf_counter when the training loop started (after load)
+    step_ends: list[float]  # perf_counter at the end of every optimizer step
+    supervised: list[int]  # supervised (completion) tokens consumed by every step
+    processed: list[int]  # non-pad tokens consumed by every step
+    rss_load_kib: int  # VmHWM after loading the model and data
+    rss_peak_train_kib: int  # VmHWM during training (reset after load)
+    wall_s: float  # the whole arm, load to saved adapter
+    adapter_dir: str
+    settings: dict = field(default_factory=dict)
+
+
+def proc_status_kib(key: str) -> int:
+    match = re.search(rf"^{key}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.MULTILINE)
+    return int(match.group(1)) if match else -1
+
+
+def reset_peak_rss() -> int:
+    """VmHWM so far, then reset the high-water mark to the current RSS (Linux: 5 > /proc/self/clear_refs)."""
+    peak = proc_status_kib("VmHWM")
+    Path("/proc/self/clear_refs").write_text("5")
+    return peak
+
+
+def bench_config(steps: int, workdir: Path, name: str, packing: bool = False) -> RunConfig:
+    """The example's config (tunesmith defaults for this data) for `steps` steps; evaluated and saved at the end."""
+    overrides = [f"name={name}", f"output_dir={workdir}", f"train.max_steps={steps}"]
+    overrides += [f"train.eval_every={steps}", f"train.save_every={steps}", f"train.packing={str(packing).lower()}"]
+    return load_config(EXAMPLE, overrides)
+
+
+def run_ours(steps: int, workdir: Path, packing: bool) -> ArmResult:
+    started = time.perf_counter()
+    name = "ours-packed" if packing else "ours"
+    config = bench_config(steps, workdir, name, packing)
+    seed_everything(config.train.seed)
+    base = load_base(config.base, dtype=base_dtype(config))
+    data = load_training_data(config.data, base.tokenizer, config.train.seed)  # to count what the loop consumes
+    rss_load = reset_peak_rss()
+    begin, ends = [0.0], []
+
+    def clock(event) -> None:
+        if isinstance(event, TrainStart):
+            begin[0] = time.perf_counter()
+        elif isinstance(event, StepDone):
+            ends.append(time.perf_counter())
+
+    result = train(config, base=base, on_event=clock)
+    peak = proc_status_kib("VmHWM")
+    settings = config.train
+    stream = micro_batch_stream(data.train, settings.batch_size, settings.seed, settings.group_by_length)
+    batches = [next(stream)[1] for _ in range(steps * settings.grad_accum)]
+    windows = [batches[i : i + settings.grad_accum] for i in range(0, len(batches), settings.grad_accum)]
+    supervised = [sum(e.supervised_tokens for b in w for e in b) for w in windows]
+    processed = [sum(len(e.input_ids) for b in w for e in b) for w in windows]
+    recorded = json.loads(config.model_dump_json())["train"] | {"base_dtype": str(base_dtype(config))}
+    wall = time.perf_counter() - started
+    return ArmResult(
+        name, steps, begin[0], ends, supervised, processed, rss_load, peak, wall, str(result.artefact_dir), recorded
+    )
+
+
+class CountingCollator:
+    """Wraps TRL's collator to record what every batch feeds the model (batches are collated in step order)."""
+
+    def __init__(self, collator):
+        self.collator, self.supervised, self.processed = collator, [], []
+
+    def __call__(self, features):
+        batch = self.collator(features)
+        self.supervised.append(int((batch["labels"] != -100).sum()))
+        mask = batch.get("attention_mask")
+        self.processed.append(int(mask.sum()) if mask is not None else int(batch["input_ids"].numel()))
+        return batch
+
+
+def run_trl(steps: int, workdir: Path, matched: bool) -> ArmResult:
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    class StepClock(TrainerCallback):
+        def __init__(self):
+            self.begin, self.ends = 0.0, []
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.begin = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.ends.append(time.perf_counter())
+
+    started = time.perf_counter()
+    name = "trl-matched" if matched else "trl-shipped"
+    config = bench_config(steps, workdir, name)
+    ours = config.train
+    seed_everything(ours.seed)
+    # Shipped: the model as from_pretrained gives it (fp32) under the Trainer's bf16 autocast. Matched: as ours.
+    base = load_base(config.base, dtype=base_dtype(config) if matched else torch.float32)
+    data = load_training_data(config.data, base.tokenizer, ours.seed)
+    # Both TRL arms train on tunesmith's encoding (input_ids + labels, prompts masked): the same supervised tokens.
+    dataset = Dataset.from_list([{"input_ids": e.input_ids, "labels": e.labels} for e in data.train.examples])
+    common = {"output_dir": str(workdir / name), "max_steps": steps, "per_device_train_batch_size": ours.batch_size}
+    common |= {"use_cpu": not torch.cuda.is_available(), "report_to": "none", "save_strategy": "no"}
+    if matched:
+        model = PREPARE["lora"](base.model, config.lora).model  # the same LoRA config and init order as ours
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=ours.learning_rate, weight_decay=ours.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: schedule_factor(config, steps, step))
+        args = SFTConfig(
+            **common,
+            bf16=True,
+            gradient_checkpointing=False,
+            max_length=config.data.max_length,
+            seed=ours.seed,
+            max_grad_norm=ours.max_grad_norm,
+            logging_steps=ours.log_every,
+            train_sampling_strategy="group_by_length" if ours.group_by_length else "random",
+        )
+        trainer = SFTTrainer(
+            model=model, args=args, train_dataset=dataset, processing_class=base.tokenizer,
+            optimizers=(optimizer, scheduler),
+        )  # fmt: skip
+    else:
+        args = SFTConfig(**common)
+        trainer = SFTTrainer(
+            model=base.model, args=args, train_dataset=dataset, processing_class=base.tokenizer,
+            peft_config=lora_config(config.lora),
+        )  # fmt: skip
+    counter = CountingCollator(trainer.data_collator)
+    trainer.data_collator = counter
+    clock = StepClock()
+    trainer.add_callback(clock)
+    rss_load = reset_peak_rss()
+    trainer.train()
+    peak = proc_status_kib("VmHWM")
+    adapter_dir = workdir / name / "adapter"
+    trainer.model.save_pretrained(adapter_dir)
+    wall = time.perf_counter() - started
+    supervised, processed = counter.supervised[:steps], counter.processed[:steps]
+    s = config.train
+    settings = trl_settings(
+        args,
+        matched,
+        f"torch.optim.AdamW(lr={s.learning_rate}, weight_decay={s.weight_decay}), passed in",
+        f"tunesmith {s.schedule}: warm-up {s.warmup_steps} steps, floor {s.min_lr_ratio} x peak (LambdaLR, passed in)",
+    )
+    return ArmResult(
+        name, steps, clock.begin, clock.ends, supervised, processed, rss_load, peak, wall, str(adapter_dir), settings
+    )
+
+
+def schedule_factor(config: RunConfig, total_steps: int, step: int) -> float:
+    """Our LR schedule (a pure function of the step) as a LambdaLR factor of the peak."""
+    s = config.train
+    return learning_rate_at(step, total_steps, 1.0, s.warmup_steps, s.schedule, s.min_lr_ratio)
+
+
+def trl_settings(args, matched: bool, optimizer: str = "", scheduler: str = "") -> dict:
+    """The SFTConfig values that decide speed and what is learned, as the arm ran them."""
+    names = ["bf16", "gradient_checkpointing", "packing", "padding_free", "max_length", "learning_rate"]
+    names += ["lr_scheduler_type", "warmup_steps", "optim", "weight_decay", "max_grad_norm", "seed", "logging_steps"]
+    names += ["per_device_train_batch_size", "gradient_accumulation_steps", "train_sampling_strategy", "loss_type"]
+    names += ["use_cpu", "dataloader_num_workers", "completion_only_loss", "assistant_only_loss"]
+    recorded = {n: getattr(args, n, None) for n in names}
+    recorded = {k: v if isinstance(v, int | float | str | bool | type(None)) else str(v) for k, v in recorded.items()}
+    if matched:  # the optimizer and scheduler passed in replace what SFTConfig's fields would build
+        for name in ("learning_rate", "lr_scheduler_type", "warmup_steps", "optim", "weight_decay"):
+            recorded.pop(name)
+        recorded |= {"optimizer": optimizer, "scheduler": scheduler}
+    return recorded
+
+
+def evaluate_adapter(adapter_dir: str, base_spec: str, eval_examples: list, batch_size: int = 8) -> float:
+    """The shared evaluator: fp32 base + the arm's adapter, token-mean NLL on the completion tokens."""
+    from peft import PeftModel
+
+    model = PeftModel.from_pretrained(load_base(base_spec, dtype=torch.float32).model, adapter_dir).eval()
+    pad_id = model.config.pad_token_id if model.config.pad_token_id is not None else 0
+    nll, tokens = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(eval_examples), batch_size):
+            total, count = supervised_nll(model, collate(eval_examples[start : start + batch_size], pad_id))
+            nll, tokens = nll + float(total), tokens + count
+    return nll / tokens
+
+
+def eval_examples(limit: int) -> tuple[str, list]:
+    config = load_config(EXAMPLE)
+    base = load_base(config.base, dtype=torch.float32)
+    data = load_training_data(config.data, base.tokenizer, config.train.seed)
+    return config.base, data.eval.examples[:limit]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("arm", choices=["ours", "ours-packed", "trl-shipped", "trl-matched"])
+    parser.add_argument("--steps", type=int, required=True)
+    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    if args.arm.startswith("ours"):
+        result = run_ours(args.steps, args.workdir, packing=args.arm == "ours-packed")
+    else:
+        result = run_trl(args.steps, args.workdir, matched=args.arm == "trl-matched")
+    args.out.write_text(json.dumps(asdict(result), indent=1))
+
+
+if __name__ == "__main__":
+    main()

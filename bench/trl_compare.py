@@ -1,0 +1,176 @@
+"""tunesmith against TRL SFTTrainer + PEFT, per /work/shared/BENCHMARKS.md: same machine, model, data and steps.
+
+Usage: python bench/trl_compare.py [--steps 30] [--runs 3] [--arms ours,trl-shipped,trl-matched]
+       python bench/trl_compare.py --steps 6 --runs 1          # a smoke run (proves the harness, measures nothing)
+       python bench/trl_compare.py --report-only               # regenerate docs/benchmarks.md from the newest result
+Arms alternate (A B C A B C ...), each in its own process (peak RSS per arm). Only optimizer steps after the first
+3 are timed. Writes bench/results/<timestamp>.json and regenerates docs/benchmarks.md from the newest result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from trl_arms import WARMUP_STEPS, eval_examples, evaluate_adapter  # noqa: E402
+from trl_report import write_report  # noqa: E402
+
+RESULTS = HERE / "results"
+DOCS = HERE.parent / "docs" / "benchmarks.md"
+ARMS = ["ours", "ours-packed", "trl-shipped", "trl-matched"]
+CPU_FLAGS = ["avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"]
+
+
+def matmul_peak(dtype: torch.dtype, size: int = 2048, reps: int = 5) -> float:
+    """Best GFLOP/s of a square matmul over `reps` timed runs (after one warm-up)."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(reps):
+        tick = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - tick)
+    return 2 * size**3 / best / 1e9
+
+
+def machine() -> dict:
+    import accelerate
+    import peft
+    import transformers
+    import trl
+
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if "model name" in line), "?")
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
+    versions = {m.__name__: m.__version__ for m in (torch, transformers, peft, trl, accelerate)}
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "cpu_flags": {flag: flag in flags for flag in CPU_FLAGS},
+        "torch_threads": torch.get_num_threads(),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "python": platform.python_version(),
+        "versions": versions,
+        "load_average_at_start": os.getloadavg(),
+    }
+
+
+def model_flops_per_token() -> dict:
+    """LoRA convention: 4N + 6 N_lora per processed token (frozen base: forward 2N + input-gradient 2N; adapters
+    6 N_lora); N counts every base weight once (the tied embedding as the LM head); attention scores excluded."""
+    from trl_arms import bench_config
+
+    from tunesmith.base import load_base
+    from tunesmith.strategies import PREPARE
+
+    config = bench_config(1, Path(tempfile.gettempdir()), "count")
+    base = load_base(config.base, dtype=torch.bfloat16)
+    n_base = sum(p.numel() for p in base.model.parameters())
+    plan = PREPARE["lora"](base.model, config.lora)
+    return {"N": n_base, "N_lora": plan.trainable_params, "flops_per_token": 4 * n_base + 6 * plan.trainable_params}
+
+
+def run_arm(arm: str, steps: int, workdir: Path) -> dict:
+    out = workdir / f"{arm}.json"
+    command = [sys.executable, str(HERE / "trl_arms.py"), arm, "--steps", str(steps), "--workdir", str(workdir)]
+    completed = subprocess.run([*command, "--out", str(out)], capture_output=True, text=True)
+    if completed.returncode != 0:
+        raise SystemExit(f"arm {arm} failed (exit {completed.returncode}):\n{completed.stderr[-4000:]}")
+    return json.loads(out.read_text())
+
+
+def timed_metrics(raw: dict, flops_per_token: float, bf16_peak_gflops: float) -> dict:
+    """Throughput over the optimizer steps after the first WARMUP_STEPS (same numerator for every arm)."""
+    ends, w = raw["step_ends"], WARMUP_STEPS
+    seconds = ends[-1] - ends[w - 1]
+    timed_steps = len(ends) - w
+    supervised, processed = sum(raw["supervised"][w:]), sum(raw["processed"][w:])
+    return {
+        "supervised_tokens_per_s": supervised / seconds,
+        "processed_tokens_per_s": processed / seconds,
+        "s_per_step": seconds / timed_steps,
+        "mfu": processed / seconds * flops_per_token / (bf16_peak_gflops * 1e9),
+        "warmup_s": ends[w - 1] - raw["train_begin"],
+        "timed_steps": timed_steps,
+        "rss_load_mib": raw["rss_load_kib"] / 1024,
+        "rss_peak_train_mib": raw["rss_peak_train_kib"] / 1024,
+        "wall_s": raw["wall_s"],
+    }
+
+
+def median_by_arm(runs: list[dict]) -> dict:
+    arms: dict[str, list[dict]] = {}
+    for run in runs:
+        arms.setdefault(run["arm"], []).append(run["metrics"])
+    return {
+        arm: {key: statistics.median(m[key] for m in metrics) for key in metrics[0]} | {"runs": len(metrics)}
+        for arm, metrics in arms.items()
+    }
+
+
+def benchmark(args) -> dict:
+    arms = args.arms.split(",")
+    if unknown := set(arms) - set(ARMS):
+        raise SystemExit(f"unknown arms: {sorted(unknown)}; choose from {ARMS}")
+    if args.steps <= WARMUP_STEPS:
+        raise SystemExit(f"--steps must be more than the {WARMUP_STEPS} untimed warm-up steps")
+    started = datetime.now(timezone.utc)
+    meta = machine() | {"matmul_peak_gflops": {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}}
+    flops = model_flops_per_token()
+    base_spec, examples = eval_examples(args.eval_examples)
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="trl-compare-") as tmp:
+        for index in range(args.runs):
+            for arm in arms:  # alternate: A B C A B C ...
+                raw = run_arm(arm, args.steps, Path(tmp) / f"run{index}")
+                metrics = timed_metrics(raw, flops["flops_per_token"], meta["matmul_peak_gflops"]["bf16"])
+                metrics["eval_loss"] = evaluate_adapter(raw["adapter_dir"], base_spec, examples)
+                runs.append({"run": index, "arm": arm, "metrics": metrics, "settings": raw["settings"]})
+                print(f"run {index + 1}/{args.runs} {arm}: {json.dumps(metrics)}", flush=True)
+    meta["matmul_peak_gflops_after"] = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    return {
+        "started": started.isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "protocol": {"steps": args.steps, "runs": args.runs, "warmup_steps": WARMUP_STEPS, "arms": arms}
+        | {"eval_examples": len(examples), "data": "examples/ner_finance/train.jsonl (tunesmith chat encoding)"},
+        "machine": meta,
+        "model_flops": flops,
+        "summary": median_by_arm(runs),
+        "runs": runs,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=30, help="optimizer steps per arm (the first 3 are not timed)")
+    parser.add_argument("--runs", type=int, default=3, help="runs of every arm (alternated); medians are reported")
+    parser.add_argument("--arms", default="ours,trl-shipped,trl-matched", help=f"comma-separated, from {ARMS}")
+    parser.add_argument("--eval-examples", type=int, default=64, help="eval.jsonl examples the shared evaluator scores")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--docs", type=Path, default=DOCS)
+    parser.add_argument("--report-only", action="store_true", help="only regenerate the docs from the newest result")
+    args = parser.parse_args()
+    if not args.report_only:
+        result = benchmark(args)
+        args.results.mkdir(parents=True, exist_ok=True)
+        path = args.results / f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.json"
+        path.write_text(json.dumps(result, indent=1))
+        print(f"wrote {path}")
+    print(f"wrote {write_report(args.results, args.docs)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""The benchmark harness's arithmetic: only steps after the warm-up are timed, and a smoke run says so."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from trl_compare import timed_metrics  # noqa: E402
+from trl_report import render  # noqa: E402
+
+
+def raw_arm(steps=6):
+    return {
+        "train_begin": 100.0,
+        "step_ends": [100.0 + 10 * (i + 1) for i in range(steps)],  # warm-up 3 steps of 10 s each, then 10 s/step
+        "supervised": [1000, 1000, 1000, 20, 30, 50],  # the warm-up steps' tokens must not count
+        "processed": [4000, 4000, 4000, 200, 300, 500],
+        "rss_load_kib": 2048,
+        "rss_peak_train_kib": 4096,
+        "wall_s": 99.0,
+    }
+
+
+def test_only_steps_after_the_warm_up_are_timed():
+    metrics = timed_metrics(raw_arm(), flops_per_token=1e9, bf16_peak_gflops=100.0)
+    assert metrics["timed_steps"] == 3
+    assert metrics["s_per_step"] == pytest.approx(10.0)
+    assert metrics["supervised_tokens_per_s"] == pytest.approx(100 / 30)
+    assert metrics["processed_tokens_per_s"] == pytest.approx(1000 / 30)
+    assert metrics["mfu"] == pytest.approx(1000 / 30 * 1e9 / 100e9)
+    assert metrics["warmup_s"] == pytest.approx(30.0)
+    assert (metrics["rss_load_mib"], metrics["rss_peak_train_mib"]) == (2.0, 4.0)
+
+
+def test_a_smoke_run_is_marked_as_no_measurement():
+    metrics = timed_metrics(raw_arm(), 1e9, 100.0) | {"eval_loss": 0.5, "runs": 1}
+    result = {
+        "command": "python bench/trl_compare.py --steps 6 --runs 1",
+        "started": "now",
+        "protocol": {"steps": 6, "runs": 1, "warmup_steps": 3, "eval_examples": 64, "data": "d"},
+        "machine": {
+            "cpu": "c",
+            "cores": 2,
+            "cpu_flags": {"avx512_bf16": True},
+            "torch_threads": 2,
+            "OMP_NUM_THREADS": None,
+            "load_average_at_start": [0, 0, 0],
+            "versions": {"torch": "2"},
+            "python": "3.11",
+            "matmul_peak_gflops": {"fp32": 1.0, "bf16": 2.0},
+        },  # fmt: skip
+        "model_flops": {"N": 1, "N_lora": 1, "flops_per_token": 10},
+        "summary": {
+            "ours": metrics,
+            "trl-matched": metrics | {"supervised_tokens_per_s": metrics["supervised_tokens_per_s"] / 2},
+        },
+        "runs": [{"arm": "ours", "settings": {"packing": False}}],
+    }
+    text = render(result, "x.json")
+    assert "Smoke run" in text
+    assert "| trl-matched |" in text and "0.50x" in text
