@@ -144,6 +144,8 @@ def eval_run(
     schema: Path | None = typer.Option(None, help="JSON Schema file: report compliance (--constrain json follows it)."),
     slice_by: str | None = typer.Option(None, help="Field of the eval records: the primary metric per value (bias)."),
     few_shot: int = typer.Option(3, help="Training examples shown to the base in the few-shot column."),
+    mmlu: int | None = typer.Option(None, help="General multiple-choice questions for forgetting (of 200 shipped)."),
+    passages: int | None = typer.Option(None, help="General text passages for drift (of 100 shipped)."),
     as_json: bool = typer.Option(False, "--json", help="Print eval.json instead of the markdown report."),
 ) -> None:
     """Base zero-shot | base few-shot | tuned on held-out data, with the gotcha verdicts; writes eval.json + eval.md."""
@@ -152,7 +154,14 @@ def eval_run(
     from .render_data import print_markdown, print_written
 
     options = EvalOptions(
-        data=data, limit=limit, constrain=constrain, schema=schema, slice_by=slice_by, few_shot=few_shot
+        data=data,
+        limit=limit,
+        constrain=constrain,
+        schema=schema,
+        slice_by=slice_by,
+        few_shot=few_shot,
+        mmlu_questions=mmlu,
+        general_passages=passages,
     )
     with EventRenderer() as renderer:
         result = evaluate_run(run_dir, options, on_event=renderer)
@@ -272,7 +281,7 @@ def quiet_libraries() -> None:
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    for noisy in ("accelerate", "peft", "httpx", "huggingface_hub"):
+    for noisy in ("accelerate", "peft", "httpx", "huggingface_hub", "absl"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 

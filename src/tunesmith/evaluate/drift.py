@@ -44,7 +44,9 @@ def base_outputs(base_model, tuned_model):
 
 def encode_texts(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
     ids = [tokenizer(text, truncation=True, max_length=max_length)["input_ids"] for text in texts]
-    return [row for row in ids if len(row) >= 2]  # a one-token text predicts nothing
+    # Sorted by length so a batch wastes little padding (only sums are kept, so order does not matter);
+    # a one-token text predicts nothing.
+    return sorted((row for row in ids if len(row) >= 2), key=len)
 
 
 def right_padded(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -154,8 +154,12 @@ def overfitting(run_dir: Path, thresholds: Thresholds = Thresholds()) -> Overfit
 def early_stopping_verdict(result: Overfitting, t: Thresholds) -> Verdict:
     rise, falling = result.rise, result.train_falling
     status = FAIL if rise > t.overfit_rise_fail and falling else WARN if rise > t.overfit_rise_warn else OK
-    trend = "train loss still falling" if falling else "train loss not falling" if falling is False else ""
-    note = f"eval loss best at step {result.best_step}, last eval at step {result.points[-1].step}; {trend}"
+    last = result.points[-1].step
+    if result.best_step == last:
+        note = f"eval loss still at its lowest at the last eval (step {last})"
+    else:
+        trend = "; train loss still falling" if falling else "; train loss not falling" if falling is False else ""
+        note = f"eval loss best at step {result.best_step}, last eval at step {last}{trend}"
     return Verdict("overfitting", status, "eval loss rise", rise, t.overfit_rise_warn, t.overfit_rise_fail, True, note)
 
 

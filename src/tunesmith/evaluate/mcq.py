@@ -61,12 +61,14 @@ def multiple_choice(
     choices = torch.tensor(letter_ids(tokenizer))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     rows = [encode_prompt(tokenizer, question_prompt(q)) for q in questions]
-    correct: list[bool] = []
-    for start in range(0, len(rows), batch_size):
-        logits = last_logits(model, rows[start : start + batch_size], pad_id)
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))  # batches of similar length: little padding
+    correct = [False] * len(rows)
+    for start in range(0, len(order), batch_size):
+        indices = order[start : start + batch_size]
+        logits = last_logits(model, [rows[i] for i in indices], pad_id)
         picked = logits[:, choices.to(logits.device)].argmax(-1).tolist()
-        answers = [q.answer for q in questions[start : start + batch_size]]
-        correct += [LETTERS[p] == a for p, a in zip(picked, answers, strict=True)]
+        for i, p in zip(indices, picked, strict=True):
+            correct[i] = LETTERS[p] == questions[i].answer
         if on_progress:
-            on_progress(len(answers))
+            on_progress(len(indices))
     return ChoiceResult(correct)

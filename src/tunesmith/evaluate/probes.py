@@ -11,6 +11,7 @@ from typing import Any
 from ..data.formats import Example
 from ..data.readers import read_rows
 from ..errors import ConfigError
+from .baseline import paired_bootstrap
 from .drift import general_drift
 from .events import Phase, Progress
 from .general import general_passages, mmlu_questions
@@ -34,13 +35,21 @@ def forgetting(
         emit(Phase(f"MMLU {name} answers {len(items)} questions", len(items)))
         with models.use(as_base) as model:
             results[name] = multiple_choice(model, models.tokenizer, items, batch_size=batch_size, on_progress=progress)
-    base, tuned = results["base"].accuracy, results["tuned"].accuracy
-    mmlu = {"questions": len(results["base"].correct), "base": base, "tuned": tuned, "delta": tuned - base}
+    base, tuned = results["base"], results["tuned"]
+    low, high = paired_bootstrap(tuned.correct, base.correct, lambda xs: sum(xs) / len(xs))
+    mmlu = {
+        "questions": len(base.correct),
+        "base": base.accuracy,
+        "tuned": tuned.accuracy,
+        "delta": tuned.accuracy - base.accuracy,
+        "delta_ci": [low, high],
+    }
     return {"general_text": asdict(drift), "mmlu": mmlu}
 
 
 def forgetting_verdicts(section: dict[str, Any], t: Thresholds) -> list[Verdict]:
     text, mmlu = section["general_text"], section["mmlu"]
+    low, high = mmlu["delta_ci"]
     relative = text["nll_increase"] / text["base_nll"] if text["base_nll"] else 0.0
     note = f"KL(base ‖ tuned) {text['mean_kl']:.4f} nats/token over {text['tokens']} tokens"
     return [
@@ -54,7 +63,7 @@ def forgetting_verdicts(section: dict[str, Any], t: Thresholds) -> list[Verdict]
             -t.mmlu_drop_warn,
             -t.mmlu_drop_fail,
             higher_is_worse=False,
-            note=f"{mmlu['questions']} questions",
+            note=f"{mmlu['questions']} questions, 95% CI of the change [{low:+.1%}, {high:+.1%}]",
         ),
     ]
 

@@ -127,7 +127,9 @@ def forgetting(report: dict[str, Any]) -> str:
     mmlu = f.get("mmlu")
     if mmlu:
         label = f"MMLU accuracy ({mmlu['questions']} questions)"
-        lines.append(f"| {label} | {pct(mmlu['base'])} | {pct(mmlu['tuned'])} | {points(mmlu['delta'])} |")
+        low, high = mmlu["delta_ci"]
+        change = f"{points(mmlu['delta'])} (95% CI {points(low)} to {points(high)})"
+        lines.append(f"| {label} | {pct(mmlu['base'])} | {pct(mmlu['tuned'])} | {change} |")
     return "\n".join(lines)
 
 
