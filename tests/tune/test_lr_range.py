@@ -63,7 +63,7 @@ def test_range_test_on_a_tiny_model_writes_curve_and_plot(tmp_path, tiny_model_d
             "lora": {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]},
             "data": {"train": str(data), "eval": str(data), "max_length": 96},
             "train": {"batch_size": 4, "precision": "fp32"},
-            "tune": {"lr": {"steps": 12, "min_lr": 1e-5, "max_lr": 10.0}},
+            "tune": {"lr": {"steps": 8, "min_lr": 1e-5, "max_lr": 10.0}},
         }
     )
     events = []
@@ -71,7 +71,7 @@ def test_range_test_on_a_tiny_model_writes_curve_and_plot(tmp_path, tiny_model_d
     steps = [e for e in events if isinstance(e, LrStep)]
     assert [e.step for e in steps] == list(range(1, len(steps) + 1)) and len(steps) == len(result.curve.lrs)
     assert result.curve.lrs[0] == pytest.approx(1e-5)
-    assert len(steps) == 12 or result.curve.stopped
+    assert len(steps) == 8 or result.curve.stopped
     saved = json.loads(result.curve_path.read_text())
     assert saved["losses"] == result.curve.losses and saved["rule"].startswith("steepest descent")
     assert result.curve_path.parent == config.tune_dir

@@ -17,6 +17,7 @@ import yaml
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.exc import DBAPIError
 
 from ..config import RunConfig
 from ..errors import ConfigError
@@ -63,7 +64,7 @@ def open_storage(config: RunConfig) -> RDBStorage:
                 )
         except Exception as err:  # sqlalchemy raises ArgumentError, OperationalError, ImportError, ...
             # Workers opening a new database at once race to create its tables: the loser tries again.
-            if attempt == 2:
+            if attempt == 2 or not isinstance(err, DBAPIError):
                 raise ConfigError(f"tune.storage {url!r}: cannot open: {str(err).splitlines()[0]}") from None
             time.sleep(0.5 + attempt)
 
