@@ -113,6 +113,11 @@ def test_the_last_eval_is_never_pruned_and_the_budget_stops_a_trial_mid_way(tmp_
         watch(StepDone(1, 4, 0.1, 1.0, 1e-3, 1.0, 1.0, 1.0))
 
 
+def test_a_spent_budget_ends_the_search_and_says_the_study_can_continue(tmp_path, tiny_model_dir):
+    result = tune_search(load_config(write_run_yaml(tmp_path, tiny_model_dir, budget_minutes=1e-6)))
+    assert result.budget_spent and result.finished == 0 and result.best is None
+
+
 def test_when_two_workers_start_the_last_trial_the_later_number_is_surplus():
     study = optuna.create_study()
     first, second = study.ask(), study.ask()

@@ -129,7 +129,7 @@ def tune_search(config: RunConfig, *, on_event: Callable[[object], None] | None 
             catch=(BudgetSpent, SurplusTrial),
             gc_after_trial=True,
         )
-    return summarise(config, study, url, out_of_time(deadline))
+    return summarise(config, study, url, out_of_time(deadline) and count_trials(study)[0] < settings.trials)
 
 
 class TrialObjective:
