@@ -18,13 +18,20 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 
-from ..base import load_base
+from ..base import load_tokenizer
 from ..config import LrRangeSettings, RunConfig
 from ..data.splits import load_training_data
 from ..files import atomic_write_text
 from ..strategies import PREPARE
-from ..training.loop import accumulate_gradients, base_dtype, choose_precision, micro_batch_stream, seed_everything
-from ..training.loss import SupervisedNLL
+from ..training.loop import (
+    accumulate_gradients,
+    check_task_fits_base,
+    choose_precision,
+    load_run_base,
+    micro_batch_stream,
+    seed_everything,
+)
+from ..training.workload import build_workload
 
 RULE = "steepest descent of the EMA-smoothed loss against log10(lr), before the loss minimum"
 
@@ -127,22 +134,22 @@ def tune_lr(
 
 
 def run_range_test(config: RunConfig, settings: LrRangeSettings, emit) -> LrCurve:
+    """The first half of `train()` (same base, data, strategy, workload and precision), then the LR sweep."""
     train = config.train
+    check_task_fits_base(config)
     seed_everything(train.seed)
     precision = choose_precision(train.precision)
-    base = load_base(
-        config.base,
-        allow_pickle=config.allow_pickle,
-        trust_remote_code=config.trust_remote_code,
-        dtype=base_dtype(config),
-    )
-    data = load_training_data(config.data, base.tokenizer, train.seed)
-    plan = PREPARE[config.strategy](base.model, getattr(config, config.strategy))
+    tokenizer = load_tokenizer(config.base, trust_remote_code=config.trust_remote_code)
+    data = load_training_data(config.data, tokenizer, train.seed, config.task)
+    base = load_run_base(config, data.labels)
+    plan = PREPARE[config.strategy](base.model, config)
     accelerator = Accelerator(mixed_precision="no")
-    optimizer = torch.optim.AdamW(plan.trainable_parameters(), lr=settings.min_lr, weight_decay=train.weight_decay)
+    plan.model.to(accelerator.device)
     compute_dtype = torch.bfloat16 if precision == "bf16" else None
-    loss_module, optimizer = accelerator.prepare(SupervisedNLL(plan.model, compute_dtype=compute_dtype), optimizer)
-    batches = micro_batch_stream(data.train, train.batch_size, train.seed, train.group_by_length)
+    work = build_workload(config, plan, data, tokenizer.pad_token_id, accelerator.device, compute_dtype, emit)
+    optimizer = torch.optim.AdamW(plan.trainable_parameters(), lr=settings.min_lr, weight_decay=train.weight_decay)
+    loss_module, optimizer = accelerator.prepare(work.loss_module, optimizer)
+    batches = micro_batch_stream(work.train, train.batch_size, train.seed, train.group_by_length)
     emit(LrRangeStart(settings.steps, settings.min_lr, settings.max_lr))
     curve, smoother = LrCurve(), Smoother(settings.smoothing)
     for step in range(settings.steps):
@@ -150,7 +157,7 @@ def run_range_test(config: RunConfig, settings: LrRangeSettings, emit) -> LrCurv
         for group in optimizer.param_groups:
             group["lr"] = lr
         window = [next(batches) for _ in range(train.grad_accum)]
-        loss = accumulate_gradients(accelerator, loss_module, window, base.tokenizer.pad_token_id)
+        loss = accumulate_gradients(accelerator, loss_module, window, work.collate)
         if not math.isfinite(loss):
             curve.stopped = f"the loss was not finite at lr {lr:.2e}"
             break

@@ -90,7 +90,7 @@ def objective_fingerprint(config: RunConfig) -> str:
         parent, _, leaf = key.rpartition(".")
         get_key(raw, parent).pop(leaf, None) if parent else raw.pop(leaf, None)
     raw["tune"] = {"fixed": raw["tune"]["fixed"], "metric": raw["tune"]["metric"]}
-    for key in ("name", "output_dir", "eval"):
+    for key in ("name", "output_dir", "eval", "compare"):
         raw.pop(key, None)
     return yaml.safe_dump(raw, sort_keys=True)
 
