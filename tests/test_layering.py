@@ -4,8 +4,8 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "tunesmith"
-STAGES = ("base", "data", "strategies", "training", "evaluate")
-TOP = {"cli", "render", "render_data", "demo", "chat", "compare"}
+STAGES = ("base", "data", "strategies", "training", "evaluate", "tune")
+TOP = {"cli", "render", "render_data", "render_tune", "demo", "chat", "compare", "tune"}
 
 
 def imported_modules(path: Path) -> set[str]:

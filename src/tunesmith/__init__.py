@@ -31,6 +31,8 @@ _EXPORTS = {
     "load_tuned": "runs",
     "TrainResult": "training.loop",
     "train": "training.loop",
+    "tune_lr": "tune.lr_range",
+    "tune_search": "tune.search",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -271,6 +271,59 @@ def data_prepare(
     print_prepared(prepare_dataset(files, out, eval_files, settings, audit))
 
 
+tune_app = typer.Typer(no_args_is_help=True, help="Hyper-tuning: learning-rate range test and optuna search.")
+app.add_typer(tune_app, name="tune")
+
+
+@tune_app.command("lr")
+def tune_lr(
+    config: Path = typer.Argument(..., help="run.yaml"),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    steps: int | None = typer.Option(None, help="Steps of the test (tune.lr.steps, default 100)."),
+    min_lr: float | None = typer.Option(None, help="Learning rate of the first step (tune.lr.min_lr)."),
+    max_lr: float | None = typer.Option(None, help="Learning rate of the last step (tune.lr.max_lr)."),
+    out_dir: Path | None = typer.Option(None, "--out", help="Where lr_range.json/png go (default: runs/<name>-tune)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the curve and the proposal as JSON."),
+) -> None:
+    """Learning-rate range test: grow the LR exponentially, stop when the loss explodes, propose a rate."""
+    from .config import load_config
+    from .render_tune import TuneRenderer, print_lr_result
+    from .tune.lr_range import tune_lr as tune_lr_stage
+
+    extra = {"tune.lr.steps": steps, "tune.lr.min_lr": min_lr, "tune.lr.max_lr": max_lr}
+    run_config = load_config(config, overrides(set_, **extra))
+    with TuneRenderer() as renderer:
+        result = tune_lr_stage(run_config, on_event=renderer, out_dir=out_dir)
+    print_lr_result(result, as_json)
+
+
+@tune_app.command("search")
+def tune_search(
+    config: Path = typer.Argument(..., help="run.yaml (its tune: section declares the search space)"),
+    trials: int | None = typer.Option(None, help="Finished trials the study should hold (tune.trials)."),
+    budget: float | None = typer.Option(None, help="Minutes this process may search (tune.budget_minutes)."),
+    storage: str | None = typer.Option(None, help="SQLAlchemy URL of the study (default: SQLite next to the run)."),
+    metric: str | None = typer.Option(None, help="What is minimised (tune.metric): eval_loss."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the trials as JSON."),
+) -> None:
+    """Optuna search over the tune.space of CONFIG, minimising eval loss, pruning bad trials.
+
+    Re-running resumes the study; several processes on one --storage share it. Writes best.yaml and plots."""
+    import optuna
+
+    from .config import load_config
+    from .render_tune import TuneRenderer, print_search_result
+    from .tune.search import tune_search as tune_search_stage
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    extra = {"tune.trials": trials, "tune.budget_minutes": budget, "tune.storage": storage, "tune.metric": metric}
+    run_config = load_config(config, overrides(set_, **extra))
+    with TuneRenderer() as renderer:
+        result = tune_search_stage(run_config, on_event=renderer)
+    print_search_result(result, as_json)
+
+
 def quiet_libraries() -> None:
     import warnings
 

@@ -105,6 +105,78 @@ class CompareSettings(Settings):
     drift_texts: int = Field(50, ge=1, description="General passages the forgetting signal is measured on.")
 
 
+class ParamRange(Settings):
+    """One searched setting: a numeric range (low, high, optionally log or step) or a list of choices."""
+
+    low: int | float | None = Field(None, description="Smallest value (with high); ints give an integer range.")
+    high: int | float | None = Field(None, description="Largest value (with low).")
+    log: bool = Field(False, description="Sample the range on a log scale (learning rates).")
+    step: int | float | None = Field(None, gt=0, description="Spacing of the values in the range.")
+    choices: list[Any] | None = Field(None, min_length=1, description="The values to pick from (any YAML value).")
+
+    @model_validator(mode="after")
+    def _range_or_choices(self) -> ParamRange:
+        if (self.choices is None) == (self.low is None or self.high is None):
+            raise ValueError("give either low and high, or choices")
+        if self.choices is None and self.low > self.high:
+            raise ValueError(f"low ({self.low}) is above high ({self.high})")
+        if self.log and self.choices is None and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        return self
+
+
+def default_space() -> dict[str, ParamRange]:
+    return {
+        "train.learning_rate": ParamRange(low=1e-5, high=1e-2, log=True),
+        "lora.r": ParamRange(choices=[4, 8, 16, 32]),
+        "lora.lora_alpha": ParamRange(choices=[8, 16, 32, 64]),
+        "lora.lora_dropout": ParamRange(choices=[0.0, 0.05, 0.1]),
+    }
+
+
+class LrRangeSettings(Settings):
+    """The learning-rate range test (`tunesmith tune lr`)."""
+
+    steps: int = Field(100, ge=5, description="Optimizer steps, the LR growing exponentially from min_lr to max_lr.")
+    min_lr: float = Field(1e-6, gt=0, description="Learning rate of the first step.")
+    max_lr: float = Field(1.0, gt=0, description="Learning rate of the last step.")
+    smoothing: float = Field(0.9, ge=0, lt=1, description="EMA factor of the loss curve (bias-corrected).")
+    diverge_factor: float = Field(4.0, gt=1, description="Stop once the smoothed loss exceeds this times its minimum.")
+
+
+class TuneSettings(Settings):
+    """Hyper-parameter search (`tunesmith tune search`): an optuna study over the settings in `space`."""
+
+    trials: int = Field(20, ge=1, description="Finished (complete or pruned) trials the study should hold.")
+    budget_minutes: float | None = Field(None, gt=0, description="Stop this worker after this many minutes.")
+    storage: str | None = Field(
+        None, description="SQLAlchemy URL of the study database (default: SQLite in output_dir/<name>-tune)."
+    )
+    metric: Literal["eval_loss"] = Field("eval_loss", description="What is minimised: the best eval loss of a trial.")
+    space: dict[str, ParamRange] = Field(
+        default_factory=default_space, description="Searched settings by run.yaml key (section.key)."
+    )
+    fixed: dict[str, Any] = Field(
+        default_factory=dict, description="Settings every trial uses, by run.yaml key (e.g. train.max_steps: 60)."
+    )
+    baseline: bool = Field(True, description="Run this file's own values of the searched settings as trial 0.")
+    random_trials: int = Field(4, ge=0, description="Trials sampled at random before TPE models the results.")
+    pruner: Literal["median", "none"] = Field("median", description="Stop trials whose eval loss trails the median.")
+    prune_startup_trials: int = Field(2, ge=0, description="Trials that finish before any is pruned.")
+    prune_warmup_steps: int = Field(0, ge=0, description="Steps into a trial before it can be pruned.")
+    seed: int | None = Field(None, description="Sampler seed (null: each worker draws its own).")
+    heartbeat_seconds: int = Field(10, ge=1, description="How often a running trial reports that it is alive.")
+    stale_after_seconds: int = Field(60, ge=2, description="A running trial silent this long is failed and retried.")
+    max_retries: int = Field(1, ge=0, description="Times a trial of a killed worker is retried with its settings.")
+    lr: LrRangeSettings = Field(default_factory=LrRangeSettings)
+
+    @model_validator(mode="after")
+    def _grace_exceeds_heartbeat(self) -> TuneSettings:
+        if self.stale_after_seconds <= self.heartbeat_seconds:
+            raise ValueError("stale_after_seconds must exceed heartbeat_seconds")
+        return self
+
+
 class RunConfig(Settings):
     name: str = Field("run", pattern=r"^[A-Za-z0-9._-]+$", description="Run name (a directory name).")
     base: str = Field(description="Built-in name, local HF directory, .gguf file or hub id.")
@@ -124,6 +196,7 @@ class RunConfig(Settings):
     train: TrainSettings = Field(default_factory=TrainSettings)
     eval: EvalSettings = Field(default_factory=EvalSettings)
     compare: CompareSettings = Field(default_factory=CompareSettings)
+    tune: TuneSettings = Field(default_factory=TuneSettings)
 
     @model_validator(mode="after")
     def _save_every_defaults_to_eval_every(self) -> RunConfig:
@@ -131,9 +204,33 @@ class RunConfig(Settings):
             self.train.save_every = self.train.eval_every
         return self
 
+    @model_validator(mode="after")
+    def _tune_keys_name_settings(self) -> RunConfig:
+        for key in [*self.tune.space, *self.tune.fixed]:
+            if not names_a_setting(RunConfig, key):
+                raise ValueError(f"tune: {key!r} is not a run.yaml setting (expected section.key, e.g. lora.r)")
+        return self
+
     @property
     def run_dir(self) -> Path:
         return self.output_dir / self.name
+
+    @property
+    def tune_dir(self) -> Path:
+        """Where hyper-tuning writes: the study database, trial runs, plots and best.yaml."""
+        return self.output_dir / f"{self.name}-tune"
+
+
+def names_a_setting(model: type[BaseModel], key: str) -> bool:
+    """Whether a dotted key (train.learning_rate) names a leaf field of the settings model."""
+    *sections, leaf = key.split(".")
+    for part in sections:
+        field = model.model_fields.get(part)
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return False
+        model = annotation
+    return leaf in model.model_fields and leaf != "tune"
 
 
 def load_config(path: Path | str, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:

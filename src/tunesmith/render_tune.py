@@ -1,0 +1,123 @@
+"""Hyper-tuning in the terminal: the range test's progress and proposal, each trial's progress, the trial table."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+from rich.markup import escape
+from rich.table import Table
+
+from .render import EventRenderer, console, out
+
+
+class TuneRenderer(EventRenderer):
+    """Progress of `tune lr` and `tune search`: one bar per trial, a line when a trial ends."""
+
+    def on_LrRangeStart(self, event) -> None:
+        span = f"{event.steps} steps from {event.min_lr:g} to {event.max_lr:g}"
+        console.print(f"[cyan]»[/] learning-rate range test: {span}")
+        self.new_task("range test", event.steps)
+
+    def on_LrStep(self, event) -> None:
+        info = f"lr {event.lr:.2e}  loss {event.loss:.4f}  smoothed {event.smoothed:.4f}"
+        self.progress.update(self.task, completed=event.step, info=info)
+
+    def on_SearchStart(self, event) -> None:
+        console.print(f"[cyan]»[/] study {event.study!r} in {event.storage}")
+        console.print(f"  searching {', '.join(event.searched)}; {event.finished} of {event.wanted} trials done before")
+        if event.baseline_skipped:
+            console.print(f"  [yellow]the file's own settings are not a trial: {event.baseline_skipped}[/]")
+
+    def on_TrialStart(self, event) -> None:
+        retry = f" (retry of trial {event.retry_of})" if event.retry_of is not None else ""
+        console.print(f"[bold]trial {event.number}[/]{retry}: {format_params(event.params)}", highlight=False)
+        self.trial = event.number
+
+    def on_TrainStart(self, event) -> None:
+        if getattr(self, "trial", None) is None:
+            return super().on_TrainStart(event)
+        self.new_task(f"trial {self.trial}", event.total_steps)
+
+    def on_TrialDone(self, event) -> None:
+        row = event.row
+        value = f"eval loss {row.value:.4f}" if row.value is not None else row.state.lower()
+        note = f" ({row.note})" if row.note else ""
+        best = ""
+        if event.best_number is not None:
+            best = f"; best so far trial {event.best_number}: {event.best_value:.4f}"
+        seconds = f" in {row.seconds:.0f} s" if row.seconds is not None else ""
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+            self.task = None
+        console.print(
+            f"  trial {row.number} {row.state.lower()}: {value}{escape(note)}{seconds}{best}", highlight=False
+        )
+
+    def on_Waiting(self, event) -> None:
+        console.print(f"  waiting for {event.running} trial(s) running elsewhere (or left by a killed worker)")
+
+
+def format_params(params: dict) -> str:
+    """`learning_rate=0.001, r=8, target_modules=[q_proj, v_proj]`: the key's last part, markup escaped."""
+    shown = (
+        f"{k.rsplit('.', 1)[-1]}={v:.3g}" if isinstance(v, float) else f"{k.rsplit('.', 1)[-1]}={v}"
+        for k, v in params.items()
+    )
+    return escape(", ".join(shown))
+
+
+def print_lr_result(result, as_json: bool) -> None:
+    curve = result.curve
+    if as_json:
+        out.print_json(json.dumps(asdict(curve), default=str))
+    if curve.stopped:
+        console.print(f"  stopped early: {curve.stopped}")
+    if curve.suggested_lr:
+        band = curve.fastest_range
+        console.print(f"[green]proposed learning rate {curve.suggested_lr:.2e}[/] ({curve.rule})")
+        console.print(f"  the loss falls fastest between {band[0]:.2e} and {band[1]:.2e}")
+        console.print(f"  (the rate at the smoothed minimum, divided by 10: {curve.min_loss_lr:.2e})")
+        console.print(f"  try: tunesmith train RUN.yaml --lr {curve.suggested_lr:.2e}")
+    else:
+        console.print("[yellow]no proposal: the loss did not fall before it ended; widen min_lr/max_lr or add steps[/]")
+    console.print(f"  curve: {result.curve_path}\n  plot:  {result.plot_path}")
+
+
+def trials_table(result) -> Table:
+    table = Table(title=f"study {result.study}: {result.finished} of {result.wanted} trials finished")
+    for name in ("trial", "state", "eval loss", "settings", "time", "note"):
+        table.add_column(name, justify="right" if name in ("trial", "eval loss", "time") else "left")
+    best = result.best.number if result.best else None
+    for row in result.rows:
+        mark = "[green]*[/]" if row.number == best else ""
+        value = f"{row.value:.4f}" if row.value is not None else "-"
+        seconds = f"{row.seconds:.0f} s" if row.seconds is not None else "-"
+        table.add_row(
+            f"{row.number}{mark}", row.state.lower(), value, format_params(row.params), seconds, escape(row.note)
+        )
+    return table
+
+
+def print_search_result(result, as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps(asdict(result), default=str))
+    else:
+        out.print(trials_table(result))
+    if result.budget_spent:
+        console.print("[yellow]the budget is spent[/]: run the same command again to continue the study")
+    if result.best is None:
+        console.print("[yellow]no trial has completed yet[/]")
+        return
+    console.print(f"[green]best[/] trial {result.best.number}: eval loss {result.best.value:.4f}")
+    if result.baseline is not None and result.baseline.number != result.best.number:
+        gain = result.baseline.value - result.best.value
+        baseline = f"trial {result.baseline.number}: {result.baseline.value:.4f}"
+        console.print(f"  the file's own settings ({baseline}); the best is lower by {gain:.4f}")
+    elif result.baseline is not None:
+        console.print("  the file's own settings were the best trial: no setting tried beat them")
+    console.print(f"  best.yaml: {result.best_yaml}  (tunesmith train {result.best_yaml})")
+    for path in result.plots:
+        console.print(f"  plot: {path}")
+    for reason in result.skipped_plots:
+        console.print(f"  [yellow]plot skipped[/]: {reason}")

@@ -1,0 +1,176 @@
+"""The learning-rate range test: train a throw-away copy for a few steps with an exponentially growing
+learning rate, watch the smoothed loss, stop when it explodes, and propose the rate where it fell fastest.
+
+Rule of the proposal: the learning rate at the steepest descent of the smoothed loss against log10(lr),
+looking only at the part of the curve before its minimum and after the first tenth of the steps (where the
+EMA is still settling). The rate at the minimum divided by 10 is reported beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+
+from ..base import load_tokenizer
+from ..config import LrRangeSettings, RunConfig
+from ..data.splits import load_training_data
+from ..files import atomic_write_text
+from ..strategies import PREPARE
+from ..training.loop import (
+    accumulate_gradients,
+    check_task_fits_base,
+    choose_precision,
+    load_run_base,
+    micro_batch_stream,
+    seed_everything,
+)
+from ..training.workload import build_workload
+
+RULE = "steepest descent of the EMA-smoothed loss against log10(lr), before the loss minimum"
+
+
+@dataclass
+class LrRangeStart:
+    steps: int
+    min_lr: float
+    max_lr: float
+
+
+@dataclass
+class LrStep:
+    step: int  # 1-based
+    steps: int
+    lr: float
+    loss: float
+    smoothed: float
+
+
+@dataclass
+class LrCurve:
+    lrs: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    smoothed: list[float] = field(default_factory=list)
+    suggested_lr: float | None = None
+    min_loss_lr: float | None = None  # the rate at the smoothed minimum
+    fastest_range: tuple[float, float] | None = None  # where the slope is at least half the steepest
+    rule: str = RULE
+    stopped: str = ""  # why the test ended before its last step
+
+
+@dataclass
+class LrRangeResult:
+    curve: LrCurve
+    curve_path: Path
+    plot_path: Path
+
+
+def exponential_lr(step: int, steps: int, min_lr: float, max_lr: float) -> float:
+    """LR of step `step` (0-based): min_lr at the first step, max_lr at the last, evenly spaced in log."""
+    return min_lr * (max_lr / min_lr) ** (step / max(steps - 1, 1))
+
+
+class Smoother:
+    """Exponential moving average with bias correction (so the first values are not pulled towards 0)."""
+
+    def __init__(self, beta: float) -> None:
+        self.beta, self.average, self.count = beta, 0.0, 0
+
+    def add(self, value: float) -> float:
+        self.count += 1
+        self.average = self.beta * self.average + (1 - self.beta) * value
+        return self.average / (1 - self.beta**self.count)
+
+
+def exploded(smoothed: list[float], factor: float) -> bool:
+    """The newest smoothed loss is over `factor` times the lowest so far (the fastai rule, factor 4)."""
+    return smoothed[-1] > factor * min(smoothed)
+
+
+def analyse(curve: LrCurve) -> LrCurve:
+    """Fill in the proposal: steepest descent before the minimum (see RULE), min/10, the fastest-fall band."""
+    if len(curve.smoothed) < 3:
+        return curve
+    smoothed, log_lr = np.array(curve.smoothed), np.log10(curve.lrs)
+    lowest = int(np.argmin(smoothed))
+    curve.min_loss_lr = curve.lrs[lowest] / 10
+    start = max(1, len(smoothed) // 10)
+    if lowest - start < 2:
+        return curve
+    slope = np.gradient(smoothed, log_lr)[start : lowest + 1]
+    steepest = int(np.argmin(slope))
+    curve.suggested_lr = curve.lrs[start + steepest]
+    steep = slope <= slope[steepest] / 2
+    lo = hi = steepest
+    while lo > 0 and steep[lo - 1]:
+        lo -= 1
+    while hi < len(slope) - 1 and steep[hi + 1]:
+        hi += 1
+    curve.fastest_range = (curve.lrs[start + lo], curve.lrs[start + hi])
+    return curve
+
+
+def tune_lr(
+    config: RunConfig, *, on_event: Callable[[object], None] | None = None, out_dir: Path | None = None
+) -> LrRangeResult:
+    """Run the range test on the config's model, data, strategy and batch size; write the curve and the plot.
+
+    Nothing is kept of the model: the test trains a throw-away copy."""
+    from .plots import plot_lr_range
+
+    emit = on_event or (lambda event: None)
+    settings = config.tune.lr
+    curve = run_range_test(config, settings, emit)
+    out_dir = out_dir or config.tune_dir
+    curve_path, plot_path = out_dir / "lr_range.json", out_dir / "lr_range.png"
+    atomic_write_text(curve_path, json.dumps(asdict(curve) | {"settings": settings.model_dump()}, indent=1))
+    return LrRangeResult(curve, curve_path, plot_lr_range(curve, plot_path))
+
+
+def run_range_test(config: RunConfig, settings: LrRangeSettings, emit) -> LrCurve:
+    """The first half of `train()` (same base, data, strategy, workload and precision), then the LR sweep."""
+    train = config.train
+    check_task_fits_base(config)
+    seed_everything(train.seed)
+    precision = choose_precision(train.precision)
+    tokenizer = load_tokenizer(config.base, trust_remote_code=config.trust_remote_code)
+    data = load_training_data(config.data, tokenizer, train.seed, config.task)
+    base = load_run_base(config, data.labels)
+    plan = PREPARE[config.strategy](base.model, config)
+    accelerator = Accelerator(mixed_precision="no")
+    plan.model.to(accelerator.device)
+    compute_dtype = torch.bfloat16 if precision == "bf16" else None
+    work = build_workload(config, plan, data, tokenizer.pad_token_id, accelerator.device, compute_dtype, emit)
+    optimizer = torch.optim.AdamW(plan.trainable_parameters(), lr=settings.min_lr, weight_decay=train.weight_decay)
+    loss_module, optimizer = accelerator.prepare(work.loss_module, optimizer)
+    batches = micro_batch_stream(work.train, train.batch_size, train.seed, train.group_by_length)
+    emit(LrRangeStart(settings.steps, settings.min_lr, settings.max_lr))
+    curve, smoother = LrCurve(), Smoother(settings.smoothing)
+    for step in range(settings.steps):
+        lr = exponential_lr(step, settings.steps, settings.min_lr, settings.max_lr)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        window = [next(batches) for _ in range(train.grad_accum)]
+        loss = accumulate_gradients(accelerator, loss_module, window, work.collate)
+        if not math.isfinite(loss):
+            curve.stopped = f"the loss was not finite at lr {lr:.2e}"
+            break
+        if train.max_grad_norm is not None:
+            accelerator.clip_grad_norm_(plan.trainable_parameters(), train.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        smoothed = smoother.add(loss)
+        curve.lrs.append(lr)
+        curve.losses.append(loss)
+        curve.smoothed.append(smoothed)
+        emit(LrStep(step + 1, settings.steps, lr, loss, smoothed))
+        if exploded(curve.smoothed, settings.diverge_factor):
+            curve.stopped = f"the loss exploded at lr {lr:.2e} (over {settings.diverge_factor:g}x its minimum)"
+            break
+    return analyse(curve)

@@ -1,0 +1,215 @@
+"""The hyper-parameter search: an optuna study over run.yaml's `tune.space`, minimising eval loss, where every
+trial is a real run of the training loop in its own directory (tune_dir/trial-NNNN, started fresh).
+
+Bad trials are pruned from their intermediate eval losses (optuna's MedianPruner). The study lives in a database
+(SQLite by default), so re-running the command resumes it and several processes on one storage share it; the
+search stops when the study holds `tune.trials` finished trials, or at `tune.budget_minutes` for this process.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.study import MaxTrialsCallback
+
+from ..config import RunConfig
+from ..errors import ConfigError
+from ..files import atomic_write_text
+from ..training.guards import TrainingDiverged
+from ..training.loop import EvalDone, StepDone, TrainStart, config_yaml, train
+from .space import check_space, suggest, trial_config
+from .study import (
+    COUNTED,
+    TrialRow,
+    best_run_yaml,
+    best_trial,
+    count_trials,
+    fail_stale_trials,
+    is_surplus,
+    open_study,
+    retried_trial,
+    storage_url,
+    trial_row,
+)
+
+
+@dataclass
+class SearchStart:
+    study: str
+    storage: str
+    wanted: int
+    finished: int  # trials the study held already (a resumed or shared study)
+    searched: list[str]
+    baseline_skipped: str  # why the file's own settings were not queued as a trial ("" if they were, or joined)
+
+
+@dataclass
+class TrialStart:
+    number: int
+    params: dict[str, Any]
+    run_dir: Path
+    retry_of: int | None
+
+
+@dataclass
+class TrialDone:
+    row: TrialRow
+    best_number: int | None
+    best_value: float | None
+
+
+@dataclass
+class Waiting:
+    running: int  # trials running elsewhere that the study still needs
+
+
+@dataclass
+class SearchResult:
+    study: str
+    storage: str
+    wanted: int
+    rows: list[TrialRow]
+    best: TrialRow | None
+    baseline: TrialRow | None  # the file's own settings, when they ran as a trial and completed
+    best_yaml: Path | None
+    plots: list[Path] = field(default_factory=list)
+    skipped_plots: list[str] = field(default_factory=list)
+    budget_spent: bool = False
+
+    @property
+    def finished(self) -> int:
+        return sum(row.state in ("COMPLETE", "PRUNED") for row in self.rows)
+
+
+class BudgetSpent(Exception):
+    """The budget ran out during a trial: it stops at the next step and is recorded as failed."""
+
+
+class SurplusTrial(Exception):
+    """Another process started the study's last trial first: this one is recorded as failed without training."""
+
+
+def tune_search(config: RunConfig, *, on_event: Callable[[object], None] | None = None) -> SearchResult:
+    """Run trials until the study holds `tune.trials` finished ones (or the budget is spent); write best.yaml and
+    the plots next to the study."""
+    emit = on_event or (lambda event: None)
+    settings = config.tune
+    if config.data.eval is None and config.data.eval_fraction == 0:
+        raise ConfigError("tune search minimises the eval loss: set data.eval or data.eval_fraction > 0")
+    check_space(config)
+    deadline = time.monotonic() + 60 * settings.budget_minutes if settings.budget_minutes else None
+    study, baseline_skipped = open_study(config)
+    url = storage_url(config)
+    emit(SearchStart(config.name, url, settings.trials, count_trials(study)[0], list(settings.space), baseline_skipped))
+    objective = TrialObjective(config, emit, deadline)
+    callbacks = [MaxTrialsCallback(settings.trials, states=COUNTED), objective.report_done]
+    waiting_for = 0
+    while not out_of_time(deadline):
+        fail_stale_trials(study)  # a killed worker's trial: failed and queued again once its heartbeat is stale
+        finished, running = count_trials(study)
+        if finished >= settings.trials:
+            break
+        if finished + running >= settings.trials:  # the last trials run elsewhere (or in a worker that died)
+            if running != waiting_for:
+                emit(Waiting(running))
+                waiting_for = running
+            time.sleep(min(settings.heartbeat_seconds, seconds_left(deadline) or settings.heartbeat_seconds))
+            continue
+        study.optimize(
+            objective,
+            timeout=seconds_left(deadline),
+            callbacks=callbacks,
+            catch=(BudgetSpent, SurplusTrial),
+            gc_after_trial=True,
+        )
+    return summarise(config, study, url, out_of_time(deadline) and count_trials(study)[0] < settings.trials)
+
+
+class TrialObjective:
+    """One trial: sample settings, train them fresh, report each eval to the pruner, return the best eval loss."""
+
+    def __init__(self, config: RunConfig, emit: Callable[[object], None], deadline: float | None) -> None:
+        self.config, self.emit, self.deadline = config, emit, deadline
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        if is_surplus(trial, self.config.tune.trials):
+            trial.set_user_attr("note", "surplus: the study's last trial had already started elsewhere")
+            raise SurplusTrial
+        run = trial_config(self.config, suggest(trial, self.config.tune.space), f"trial-{trial.number:04d}")
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        trial.set_user_attr("run_dir", str(run.run_dir))
+        trial.set_user_attr("run_yaml", config_yaml(run))
+        self.emit(TrialStart(trial.number, dict(trial.params), run.run_dir, retried_trial(trial)))
+        try:
+            result = train(run, on_event=self.watch(trial), fresh=True)
+        except TrainingDiverged as err:
+            trial.set_user_attr("note", f"diverged: {err}")
+            raise optuna.TrialPruned(str(err)) from None
+        return result.best_eval_loss
+
+    def watch(self, trial: optuna.Trial) -> Callable[[object], None]:
+        total_steps = 0
+
+        def on_event(event) -> None:
+            nonlocal total_steps
+            self.emit(event)
+            if isinstance(event, TrainStart):
+                total_steps = event.total_steps
+            elif isinstance(event, StepDone) and out_of_time(self.deadline) and event.step < total_steps:
+                trial.set_user_attr("note", f"stopped by the budget after step {event.step}")
+                raise BudgetSpent
+            elif isinstance(event, EvalDone):
+                trial.report(event.eval_loss, event.step)
+                # A trial that reached its last eval has its result; pruning it then would only hide it.
+                if event.step < total_steps and trial.should_prune():
+                    note = f"pruned at step {event.step}: eval loss {event.eval_loss:.4f} trails the median"
+                    trial.set_user_attr("note", note)
+                    raise optuna.TrialPruned(note)
+
+        return on_event
+
+    def report_done(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        best = best_trial(study)
+        self.emit(TrialDone(trial_row(trial), best.number if best else None, best.value if best else None))
+
+
+def summarise(config: RunConfig, study: optuna.Study, url: str, budget_spent: bool) -> SearchResult:
+    """The table of trials, best.yaml of the best one, and the plots (written by whichever worker ends last)."""
+    from .plots import plot_study
+
+    trials = study.get_trials(deepcopy=False)
+    rows = [trial_row(t) for t in trials]
+    best = best_trial(study)
+    best_yaml = None
+    if best is not None:
+        best_yaml = config.tune_dir / "best.yaml"
+        atomic_write_text(best_yaml, best_run_yaml(config, best))
+    baseline = next((t for t in trials if t.user_attrs.get("baseline") and t.state.name == "COMPLETE"), None)
+    plots, skipped = plot_study(study, config.tune_dir)
+    return SearchResult(
+        config.name,
+        url,
+        config.tune.trials,
+        rows,
+        trial_row(best) if best else None,
+        trial_row(baseline) if baseline else None,
+        best_yaml,
+        plots,
+        skipped,
+        budget_spent,
+    )
+
+
+def out_of_time(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
+def seconds_left(deadline: float | None) -> float | None:
+    return None if deadline is None else max(deadline - time.monotonic(), 0.0)
