@@ -127,8 +127,10 @@ def main() -> None:
         text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
         (OUT / f"{name}.jsonl").write_text(text, encoding="utf-8")
     counts = {name: len(rows) for name, rows in splits.items()}
-    print(f"{len(lines)} source lines, {len(seen)} distinct sentences, {len(examples)} after near-dedup, "
-          f"{skipped} unparsable -> {counts}")
+    print(
+        f"{len(lines)} source lines, {len(seen)} distinct sentences, {len(examples)} after near-dedup, "
+        f"{skipped} unparsable -> {counts}"
+    )
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
 import torch
+from hypothesis import settings
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from tunesmith.base import load_tokenizer
@@ -81,3 +81,52 @@ VARIED_CHATS = [
     chat("Translate 'bonjour'.", "Hello."),
     chat("What is the capital of Italy? Answer in a full sentence please.", "The capital of Italy is Rome."),
 ]
+
+
+@pytest.fixture(scope="session")
+def minilm_tokenizer():
+    return load_tokenizer("minilm-l6")
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory, minilm_tokenizer) -> Path:
+    """A local HF directory holding a 2-layer random BERT with the real MiniLM tokenizer (an encoder base)."""
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(minilm_tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=128,
+    )
+    directory = tmp_path_factory.mktemp("tiny-bert")
+    BertModel(config).save_pretrained(directory, safe_serialization=True)
+    minilm_tokenizer.save_pretrained(directory)
+    return directory
+
+
+SENTIMENT_ROWS = [
+    ("I love this phone, best purchase ever", "positive"),
+    ("great service and friendly staff", "positive"),
+    ("what a wonderful day at the beach", "positive"),
+    ("this is fine I guess", "neutral"),
+    ("the store opens at nine", "neutral"),
+    ("meeting moved to thursday afternoon", "neutral"),
+    ("worst flight of my life, delayed again", "negative"),
+    ("the battery died after one hour, awful", "negative"),
+    ("terrible support, never buying again", "negative"),
+    ("my order arrived broken and late", "negative"),
+]
+
+
+def write_sentiment_csv(path: Path, rows=SENTIMENT_ROWS) -> Path:
+    import csv
+
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["tweet", "sentiment"])
+        writer.writerows(rows)
+    return path

@@ -5,7 +5,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "tunesmith"
 STAGES = ("base", "data", "strategies", "training", "evaluate")
-TOP = {"cli", "render", "render_data", "demo", "chat"}
+TOP = {"cli", "render", "render_data", "demo", "chat", "compare"}
 
 
 def imported_modules(path: Path) -> set[str]:

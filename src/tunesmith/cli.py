@@ -79,6 +79,27 @@ def demo(
 
 
 @app.command()
+def compare(
+    config: Path = typer.Argument(..., help="run.yaml"),
+    strategies: str | None = typer.Option(None, help="Comma-separated: full,head,lora (default: compare.strategies)."),
+    max_steps: int | None = typer.Option(None, help="Cap every strategy at N optimizer steps."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    output_dir: Path | None = typer.Option(None, help="Where runs are written."),
+) -> None:
+    """Train each strategy on the same data and seed; print and save one table of the trade-off."""
+    from .compare import compare as compare_stage
+    from .config import load_config
+    from .render import EventRenderer, out, strategy_table
+
+    run_config = load_config(config, overrides(set_, output_dir=output_dir))
+    chosen = [s.strip() for s in strategies.split(",")] if strategies else None
+    with EventRenderer() as renderer:
+        comparison = compare_stage(run_config, chosen, max_steps=max_steps, on_event=renderer)
+    out.print(strategy_table(comparison))
+    out.print(f"written: {run_config.output_dir / (run_config.name + '-compare')}/compare.md, compare.json")
+
+
+@app.command()
 def generate(
     run_dir: Path = typer.Argument(..., help="A run directory written by `tunesmith train`."),
     prompt: str = typer.Option(..., "--prompt", "-p", help="The user message."),

@@ -10,8 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .errors import ConfigError
 
-ALL_LINEAR_LLAMA = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-
 
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -23,18 +21,31 @@ class LoraSettings(Settings):
     r: int = Field(16, ge=1, description="LoRA rank: size of the low-rank update.")
     lora_alpha: float = Field(32, gt=0, description="Scale of the update is lora_alpha / r.")
     target_modules: list[str] | str = Field(
-        default_factory=lambda: list(ALL_LINEAR_LLAMA),
-        description="Module names to adapt, or 'all-linear'.",
+        "all-linear", description="Module names to adapt, or 'all-linear' (every linear layer but the output)."
     )
     lora_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input.")
     bias: Literal["none", "all", "lora_only"] = Field("none", description="Which biases train.")
-    task_type: Literal["CAUSAL_LM"] = Field("CAUSAL_LM", description="peft task type.")
+    task_type: Literal["auto", "CAUSAL_LM", "SEQ_CLS"] = Field(
+        "auto", description="peft task type; 'auto' follows the run's task (classify: SEQ_CLS, else CAUSAL_LM)."
+    )
+    dora: bool = Field(False, description="DoRA: weight-decomposed LoRA (peft use_dora).")
+    load_in_4bit: bool = Field(False, description="QLoRA: keep the frozen base in 4-bit (bitsandbytes, CUDA only).")
+
+
+class FullSettings(Settings):
+    freeze_embeddings: bool = Field(False, description="Keep the token embeddings frozen.")
+
+
+class HeadSettings(Settings):
+    unfreeze_last: int = Field(0, ge=0, description="Also train the last N transformer blocks (0: the head only).")
 
 
 class DataSettings(Settings):
     train: Path = Field(description="Training file (JSONL).")
     eval: Path | None = Field(None, description="Eval file; without it, eval_fraction of train is held out.")
     test: Path | None = Field(None, description="Held-out file for the before/after table.")
+    text_column: str = Field("text", description="classify/text: the column (or JSON key) holding the text.")
+    label_column: str = Field("label", description="classify: the column (or JSON key) holding the label.")
     format: Literal["auto", "messages", "prompt_completion", "alpaca", "sharegpt"] = Field(
         "auto", description="Record format; 'auto' detects it from the keys of each record."
     )
@@ -74,17 +85,39 @@ class EvalSettings(Settings):
     batch_size: int = Field(16, ge=1, description="Prompts per generation batch.")
 
 
+StrategyName = Literal["full", "head", "lora"]
+
+
+class CompareSettings(Settings):
+    strategies: list[StrategyName] = Field(
+        default_factory=lambda: ["full", "head", "lora"], description="Strategies `tunesmith compare` trains."
+    )
+    overrides: dict[StrategyName, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per-strategy settings, as dotted keys: {head: {train.learning_rate: 0.01}}.",
+    )
+    drift_texts: int = Field(50, ge=1, description="General passages the forgetting signal is measured on.")
+
+
 class RunConfig(Settings):
     name: str = Field("run", pattern=r"^[A-Za-z0-9._-]+$", description="Run name (a directory name).")
     base: str = Field(description="Built-in name, local HF directory, .gguf file or hub id.")
-    strategy: Literal["lora"] = Field("lora", description="How the model is made trainable.")
+    task: Literal["sft", "classify", "text"] = Field(
+        "sft", description="sft: chat/instruction generation; classify: text -> label; text: raw domain text."
+    )
+    strategy: StrategyName = Field(
+        "lora", description="full: all weights; head: frozen body, train the head; lora: low-rank adapters."
+    )
     output_dir: Path = Field(Path("runs"), description="Runs are written to output_dir/name.")
     trust_remote_code: bool = Field(False, description="Run model code from the model's repo (unsafe).")
     allow_pickle: bool = Field(False, description="Allow pickled .bin/.pt weights (they can run code).")
     lora: LoraSettings = Field(default_factory=LoraSettings)
+    full: FullSettings = Field(default_factory=FullSettings)
+    head: HeadSettings = Field(default_factory=HeadSettings)
     data: DataSettings
     train: TrainSettings = Field(default_factory=TrainSettings)
     eval: EvalSettings = Field(default_factory=EvalSettings)
+    compare: CompareSettings = Field(default_factory=CompareSettings)
 
     @model_validator(mode="after")
     def _save_every_defaults_to_eval_every(self) -> RunConfig:

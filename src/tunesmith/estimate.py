@@ -7,12 +7,13 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
+from peft import get_peft_model
 
 from .base import load_base
 from .config import LoraSettings
 from .data.encode import IGNORE
 from .data.tokens import TokenStats
-from .strategies import PREPARE
+from .strategies.lora import lora_config
 from .training.loop import choose_precision
 from .training.loss import supervised_nll
 
@@ -41,7 +42,7 @@ def estimate_epoch_time(
         base = load_base(base_spec, dtype=frozen_dtype)
         model = base.model.to(device)
         if strategy == "lora":
-            model = PREPARE["lora"](model, LoraSettings()).model  # peft keeps the adapters in fp32
+            model = get_peft_model(model, lora_config(LoraSettings()))  # peft keeps the adapters in fp32
         batch = calibration_batch(len(base.tokenizer), batch_size, seq_len, answer_share, device)
         seconds = seconds_per_step(model, batch, precision, device, timed_steps)
         tokens_per_s = batch_size * seq_len / seconds

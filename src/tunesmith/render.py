@@ -33,6 +33,7 @@ class EventRenderer:
             console=console,
         )
         self.task = None
+        self.unit = "token"
 
     def __enter__(self) -> EventRenderer:
         self.progress.start()
@@ -60,10 +61,13 @@ class EventRenderer:
         self.progress.advance(self.task, event.advance)
 
     def on_TrainStart(self, event: TrainStart) -> None:
-        console.print(f"  {event.plan_summary}")
+        self.unit = event.unit
+        for line in event.plan_summary.splitlines():
+            console.print(f"  {line}", highlight=False)
+        supervised = f", {event.supervised_tokens:,} supervised tokens" if event.unit == "token" else ""
         console.print(
-            f"  {event.train_examples} train / {event.eval_examples} eval examples, "
-            f"{event.supervised_tokens:,} supervised tokens, precision {event.precision}"
+            f"  {event.train_examples} train / {event.eval_examples} eval examples{supervised}, "
+            f"precision {event.precision}"
         )
         if event.truncated:
             console.print(f"  [yellow]{event.truncated} examples truncated to max_length[/]")
@@ -76,6 +80,9 @@ class EventRenderer:
                 console.print(f"    {problem}", highlight=False)
         self.new_task("training", event.total_steps)
 
+    def on_StrategyStarted(self, event) -> None:
+        console.print(f"[cyan]»[/] strategy {event.index + 1}/{event.total}: [bold]{event.strategy}[/]")
+
     def on_Resumed(self, event) -> None:
         for problem in event.skipped:
             console.print(f"  [yellow]skipped checkpoint: {problem}[/]")
@@ -83,8 +90,14 @@ class EventRenderer:
             console.print(f"  resuming after step {event.step} from {event.checkpoint}")
             self.progress.update(self.task, completed=event.step)
 
+    def on_FeaturesProgress(self, event) -> None:
+        if self.task is None or self.progress.tasks[-1].description != "features (once)":
+            self.new_task("features (once)", event.total)
+        self.progress.advance(self.task, event.advance)
+
     def on_StepDone(self, event: StepDone) -> None:
-        info = f"loss {event.loss:.4f}  lr {event.lr:.2e}  {event.tokens_per_s:,.0f} tok/s"
+        speed = f"{event.tokens_per_s:,.0f} tok/s" if self.unit == "token" else f"{event.examples_per_s:,.1f} ex/s"
+        info = f"loss {event.loss:.4f}  lr {event.lr:.2e}  {speed}"
         self.progress.update(self.task, completed=event.step, info=info)
 
     def on_EvalDone(self, event: EvalDone) -> None:
@@ -98,7 +111,19 @@ def print_train_result(result: TrainResult) -> None:
         f"[green]done[/] {result.steps} steps in {result.wall_seconds:.0f} s; final train loss "
         f"{result.final_train_loss:.4f}; {best}"
     )
-    console.print(f"  adapter: {result.artefact_dir}")
+    console.print(
+        f"  {result.strategy}: {result.trainable_params:,} of {result.all_params:,} params trained "
+        f"({result.trainable_percent:.4g}%); peak memory {result.peak_rss_bytes / 2**30:.2f} GiB; "
+        f"{result.throughput:,.1f} {result.throughput_unit} (median step)"
+    )
+    console.print(f"  {result.artefact_dir.name}: {result.artefact_dir} ({result.artefact_bytes / 2**20:,.1f} MiB)")
+    metrics = result.eval_metrics
+    if metrics:
+        console.print(
+            f"  eval split ({metrics['n']} examples): accuracy {100 * metrics['accuracy']:.1f}%, macro-F1 "
+            f"{100 * metrics['macro_f1']:.1f}% (always '{metrics['majority_label']}': "
+            f"{100 * metrics['majority_accuracy']:.1f}%)"
+        )
 
 
 def comparison_table(title: str, rows: dict[str, dict[str, float]], n: int) -> Table:
@@ -110,4 +135,21 @@ def comparison_table(title: str, rows: dict[str, dict[str, float]], n: int) -> T
         table.add_column(column, justify="right")
     for metric in rows[columns[0]]:
         table.add_row(metric, *(f"{100 * rows[c][metric]:.1f}%" for c in columns))
+    return table
+
+
+def strategy_table(comparison) -> Table:
+    """compare's result in the terminal: the same cells as compare.md."""
+    from .compare import comparison_markdown
+
+    lines = [line for line in comparison_markdown(comparison).splitlines() if line.startswith("|")]
+    header, rows = lines[0], lines[2:]
+    caption = f"{comparison.task} on {comparison.eval_examples} eval examples; {comparison.step_budget}"
+    if comparison.baseline:
+        caption += "; majority-class " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in comparison.baseline.items())
+    table = Table(title=f"{comparison.name}: strategies compared", caption=caption, caption_justify="left")
+    for name in header.strip("|").split("|"):
+        table.add_column(name.strip(), justify="left" if name.strip() == "strategy" else "right")
+    for row in rows:
+        table.add_row(*(cell.strip() for cell in row.strip("|").split("|")))
     return table

@@ -9,13 +9,14 @@ from pathlib import Path
 import torch
 import yaml
 from peft import PeftModel
-from transformers import AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from .base import load_base
 from .config import RunConfig, validate_config
 from .errors import ConfigError
 
 PROMPTING = "prompting.json"
+LABELS = "labels.json"  # classify runs: class id -> label, in order
 
 
 def common_system_message(examples) -> str | None:
@@ -43,15 +44,38 @@ def read_run_config(run_dir: Path) -> RunConfig:
     return validate_config(yaml.safe_load(path.read_text(encoding="utf-8")), source=path)
 
 
+def read_labels(run_dir: Path) -> list[str] | None:
+    path = Path(run_dir) / LABELS
+    return json.loads(path.read_text(encoding="utf-8"))["labels"] if path.is_file() else None
+
+
+def classifier_kwargs(labels: list[str]) -> dict:
+    return {
+        "num_labels": len(labels),
+        "id2label": dict(enumerate(labels)),
+        "label2id": {name: i for i, name in enumerate(labels)},
+    }
+
+
 def load_tuned(run_dir: Path | str, merge: bool = False, dtype: torch.dtype = torch.float32) -> TunedModel:
-    """The base with the run's exported adapter applied, and the tokenizer saved with it."""
+    """The run's exported model: model/ (full, head) as it is, or the base with adapter/ applied (lora)."""
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
-    adapter = run_dir / "adapter"
+    classify = config.task == "classify"
+    model_class = AutoModelForSequenceClassification if classify else AutoModelForCausalLM
+    model_dir, adapter = run_dir / "model", run_dir / "adapter"
+    if (model_dir / "config.json").is_file():
+        model = model_class.from_pretrained(model_dir, dtype=dtype, use_safetensors=True).eval()
+        return TunedModel(model, AutoTokenizer.from_pretrained(model_dir), config)
     if not (adapter / "adapter_config.json").is_file():
-        raise ConfigError(f"{run_dir}: the run has no exported adapter yet (did it finish?)")
+        raise ConfigError(f"{run_dir}: the run has no exported model or adapter yet (did it finish?)")
     base = load_base(
-        config.base, allow_pickle=config.allow_pickle, trust_remote_code=config.trust_remote_code, dtype=dtype
+        config.base,
+        allow_pickle=config.allow_pickle,
+        trust_remote_code=config.trust_remote_code,
+        dtype=dtype,
+        model_class=model_class,
+        model_kwargs=classifier_kwargs(read_labels(run_dir)) if classify else None,
     )
     model = PeftModel.from_pretrained(base.model, adapter)
     if merge:

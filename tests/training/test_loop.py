@@ -1,6 +1,7 @@
 """The training loop on a tiny random Llama: accumulation is exact, the run directory is complete."""
 
 import json
+from functools import partial
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ from tunesmith.config import validate_config
 from tunesmith.data.splits import load_training_data
 from tunesmith.files import verify_directory
 from tunesmith.strategies import prepare_lora
+from tunesmith.training.batching import collate
 from tunesmith.training.loop import accumulate_gradients, train
 from tunesmith.training.loss import SupervisedNLL
 
@@ -39,7 +41,7 @@ def gradients_for(config, batch_size: int, accum: int):
     base = load_base(config.base)
     data = load_training_data(config.data, base.tokenizer, 0)
     torch.manual_seed(0)
-    plan = prepare_lora(base.model, config.lora)
+    plan = prepare_lora(base.model, config)
     for name, param in plan.model.named_parameters():  # B=0 at init would leave A without gradient
         if "lora_B" in name:
             torch.nn.init.normal_(param, std=0.1)
@@ -47,7 +49,7 @@ def gradients_for(config, batch_size: int, accum: int):
     window = [(0.0, examples[i : i + batch_size]) for i in range(0, batch_size * accum, batch_size)]
     accelerator = Accelerator(cpu=True)
     module = SupervisedNLL(plan.model)
-    loss = accumulate_gradients(accelerator, module, window, base.tokenizer.pad_token_id)
+    loss = accumulate_gradients(accelerator, module, window, partial(collate, pad_id=base.tokenizer.pad_token_id))
     grads = {n: p.grad.clone() for n, p in plan.model.named_parameters() if p.requires_grad}
     return loss, grads, examples
 
@@ -69,8 +71,6 @@ def test_mean_of_micro_batch_means_would_differ(tmp_path, tiny_model_dir):
     _, _, examples = gradients_for(config, batch_size=1, accum=8)
     base = load_base(config.base)
     module = SupervisedNLL(base.model)
-    from tunesmith.training.batching import collate
-
     with torch.no_grad():
         per_example = [
             module(**collate([e], base.tokenizer.pad_token_id)).item() / e.supervised_tokens for e in examples

@@ -77,10 +77,12 @@ def load_base(
     trust_remote_code: bool = False,
     dtype: torch.dtype = torch.float32,
     model_class=None,
+    model_kwargs: dict | None = None,
 ) -> Base:
     """Load model + tokenizer. Raises ModelLoadError / UnsafeFileError with a one-line reason.
 
-    `model_class` defaults to a causal LM, or to the bare encoder for an encoder built-in."""
+    `model_class` defaults to a causal LM, or to the bare encoder for an encoder built-in; `model_kwargs`
+    go to its from_pretrained (e.g. num_labels and id2label for a sequence classifier)."""
     started = time.perf_counter()
     if model_class is None:
         encoder = spec in BUILTINS and BUILTINS[spec].kind == "encoder"
@@ -90,6 +92,7 @@ def load_base(
         log.warning("trust_remote_code is on: code from '%s' will run on this machine", spec)
     kwargs = dict(dtype=dtype, trust_remote_code=trust_remote_code, use_safetensors=not allow_pickle)
     kwargs["local_files_only"] = not hub_reachable(where)
+    kwargs |= model_kwargs or {}
     try:
         model = model_class.from_pretrained(where, **kwargs)
     except OSError as err:
@@ -105,7 +108,7 @@ def load_tokenizer(spec: str, *, trust_remote_code: bool = False, _where: str | 
         tokenizer = AutoTokenizer.from_pretrained(
             where, trust_remote_code=trust_remote_code, local_files_only=not hub_reachable(where)
         )
-    except OSError as err:
+    except (OSError, ValueError) as err:  # ValueError: a config.json that names no known model type
         raise load_error(spec, err) from None
     if tokenizer.pad_token is None:
         # Safe because labels come from the template structure, never from pad ids (trl#976).

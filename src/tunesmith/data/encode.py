@@ -27,6 +27,15 @@ class EncodedExample:
     def supervised_tokens(self) -> int:
         return sum(label != IGNORE for label in self.labels)
 
+    @property
+    def length(self) -> int:
+        return len(self.input_ids)
+
+    @property
+    def weight(self) -> int:
+        """Loss terms this example contributes: its supervised tokens."""
+        return self.supervised_tokens
+
 
 @dataclass
 class EncodedDataset:

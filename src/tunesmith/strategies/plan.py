@@ -14,16 +14,20 @@ class Plan:
     strategy: str
     trainable_params: int
     all_params: int
+    artefact: str = "adapter"  # the run directory's final artefact: adapter/ (PEFT) or model/ (full HF model)
+    note: str = ""  # what exactly trains, in words, for the run summary
+    head: nn.Module | None = None  # head strategy: the only trained module, when the body is wholly frozen
 
     @property
     def trainable_percent(self) -> float:
         return 100.0 * self.trainable_params / max(self.all_params, 1)
 
     def summary(self) -> str:
-        return (
+        line = (
             f"trainable params: {self.trainable_params:,} || all params: {self.all_params:,} "
             f"|| trainable%: {self.trainable_percent:.4f}"
         )
+        return f"{line}\n{self.note}" if self.note else line
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.model.parameters() if p.requires_grad]
@@ -36,3 +40,8 @@ class Plan:
 def count_parameters(model: nn.Module) -> tuple[int, int]:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return trainable, sum(p.numel() for p in model.parameters())
+
+
+def freeze(model: nn.Module) -> None:
+    for param in model.parameters():
+        param.requires_grad_(False)

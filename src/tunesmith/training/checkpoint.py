@@ -13,7 +13,7 @@ import torch
 from ..errors import TunesmithError
 from ..files import atomic_write_text, verify_directory, write_directory
 from ..strategies import Plan
-from .state import load_training_state, save_training_state
+from .state import load_trainable_weights, load_training_state, save_training_state
 
 STATE = "trainer_state.json"
 log = logging.getLogger("tunesmith")
@@ -50,6 +50,12 @@ def resume_from(path: Path, plan: Plan, optimizer: torch.optim.Optimizer) -> dic
     """Restore weights, optimizer and RNG from a verified checkpoint; return its trainer state."""
     load_training_state(path, plan, optimizer)
     return json.loads((path / STATE).read_text(encoding="utf-8"))
+
+
+def restore_trainable_weights(path: Path | None, plan: Plan) -> None:
+    """Put a checkpoint's trained weights back into the model (e.g. the best one, before scoring it)."""
+    if path is not None:
+        load_trainable_weights(path, plan)
 
 
 class CheckpointWriteError(TunesmithError):

@@ -19,20 +19,26 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import Accelerator
+from transformers import AutoModelForSequenceClassification
 
-from ..base import Base, load_base
+from ..base import Base, load_base, load_tokenizer
+from ..base.catalog import BUILTINS
+from ..base.load import hf_dir_for
 from ..config import RunConfig
-from ..data.encode import EncodedDataset
 from ..data.splits import load_training_data
+from ..errors import ConfigError
+from ..evaluate.classify import predict_classes, score_classes
 from ..files import atomic_write_text
-from ..runs import PROMPTING, common_system_message
+from ..runs import LABELS, PROMPTING, classifier_kwargs, common_system_message
 from ..strategies import PREPARE, Plan
-from .batching import collate, epoch_order
-from .checkpoint import CheckpointKeeper, export_artefact
+from ..strategies.lora import check_4bit_possible
+from .batching import epoch_order
+from .checkpoint import CheckpointKeeper, export_artefact, restore_trainable_weights
 from .guards import DivergenceGuard, Interrupted, StopSignals
-from .loss import SupervisedNLL
+from .resources import directory_bytes, peak_rss_bytes, reset_peak_rss
 from .resume import open_metrics, prepare_run_dir, resume
 from .schedule import learning_rate_at
+from .workload import build_workload
 
 
 @dataclass
@@ -46,6 +52,7 @@ class TrainStart:
     dropped: list[str]
     precision: str
     invalid: list[str] = field(default_factory=list)  # records left out as invalid (data.on_invalid: drop)
+    unit: str = "token"  # what the loss averages over: "token" (generation) or "example" (classification)
 
 
 @dataclass
@@ -57,7 +64,8 @@ class StepDone:
     lr: float
     grad_norm: float
     tokens_per_s: float  # processed (non-pad) tokens per second in this step
-    supervised_tokens_per_s: float
+    supervised_tokens_per_s: float  # loss terms per second: supervised tokens (or examples, for classify)
+    examples_per_s: float = 0.0
 
 
 @dataclass
@@ -79,6 +87,18 @@ class TrainResult:
     trainable_params: int
     all_params: int
     precision: str
+    task: str = "sft"
+    strategy: str = "lora"
+    note: str = ""  # what exactly trained, in words
+    peak_rss_bytes: int = 0  # high-water mark of resident memory during the run
+    artefact_bytes: int = 0  # size of the exported adapter/ or model/ on disk
+    throughput: float = 0.0  # median per-step tokens/s (generation) or examples/s (classification)
+    throughput_unit: str = "tokens/s"
+    eval_metrics: dict | None = None  # classify: accuracy, macro-F1, confusion on the eval split (exported model)
+
+    @property
+    def trainable_percent(self) -> float:
+        return 100.0 * self.trainable_params / max(self.all_params, 1)
 
 
 Event = TrainStart | StepDone | EvalDone
@@ -97,39 +117,42 @@ def train(
     (bit-exact); `fresh=True` starts over. A `base` passed in is trained in place (LoRA layers are injected)."""
     emit = on_event or (lambda event: None)
     started = time.perf_counter()
+    reset_peak_rss()
     settings, run_dir = config.train, config.run_dir
+    check_task_fits_base(config)
     prepare_run_dir(run_dir, config_yaml(config), fresh)
     seed_everything(settings.seed)
     precision = choose_precision(settings.precision)
-    base = base or load_base(
-        config.base,
-        allow_pickle=config.allow_pickle,
-        trust_remote_code=config.trust_remote_code,
-        dtype=base_dtype(config),
-    )
-    data = load_training_data(config.data, base.tokenizer, settings.seed)
-    system = common_system_message(data.train_examples)
-    atomic_write_text(run_dir / PROMPTING, json.dumps({"system": system}, indent=1))
-    plan = PREPARE[config.strategy](base.model, getattr(config, config.strategy))
-    # Precision is ours to apply (in SupervisedNLL): accelerate's state is a process-wide singleton, so a
+    if base is None:
+        hf_dir_for(config.base, allow_pickle=config.allow_pickle)  # refuse unsafe weights before reading anything
+    tokenizer = base.tokenizer if base else load_tokenizer(config.base, trust_remote_code=config.trust_remote_code)
+    data = load_training_data(config.data, tokenizer, settings.seed, config.task)
+    base = base or load_run_base(config, data.labels)
+    if config.task == "classify" and base.model.config.pad_token_id is None:
+        base.model.config.pad_token_id = tokenizer.pad_token_id  # decoder classifiers pool the last non-pad token
+    write_run_metadata(run_dir, config, data)
+    plan = PREPARE[config.strategy](base.model, config)
+    # Precision is ours to apply (in the loss modules): accelerate's state is a process-wide singleton, so a
     # second run in the same process with another mixed_precision would be refused or silently inherit it.
     accelerator = Accelerator(mixed_precision="no")
+    plan.model.to(accelerator.device)
+    compute_dtype = torch.bfloat16 if precision == "bf16" else None
+    work = build_workload(config, plan, data, tokenizer.pad_token_id, accelerator.device, compute_dtype, emit)
     optimizer = torch.optim.AdamW(
         plan.trainable_parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
     )
-    compute_dtype = torch.bfloat16 if precision == "bf16" else None
-    loss_module, optimizer = accelerator.prepare(SupervisedNLL(plan.model, compute_dtype=compute_dtype), optimizer)
-    total_steps = count_steps(config, len(data.train.examples))
-    emit(start_event(plan, data, total_steps, precision))
+    loss_module, optimizer = accelerator.prepare(work.loss_module, optimizer)
+    total_steps = count_steps(config, len(work.train))
+    emit(start_event(plan, data, total_steps, precision, work.unit))
     keeper = CheckpointKeeper(run_dir, plan, optimizer, settings.keep_checkpoints)
     resumed = {} if fresh else resume(run_dir, plan, optimizer, keeper, emit)
     done_steps, train_loss = resumed.get("step", 0), resumed.get("train_loss", math.nan)
 
-    pad_id = base.tokenizer.pad_token_id
     micro_batches = micro_batch_stream(
-        data.train, settings.batch_size, settings.seed, settings.group_by_length, skip=done_steps * settings.grad_accum
+        work.train, settings.batch_size, settings.seed, settings.group_by_length, skip=done_steps * settings.grad_accum
     )
     guard = DivergenceGuard(settings.max_bad_steps)
+    speeds: list[float] = []
     with StopSignals() as stop, open_metrics(run_dir, done_steps) as metrics:
         for step in range(done_steps + 1, total_steps + 1):
             lr = scheduled_lr(settings, step - 1, total_steps)
@@ -137,16 +160,17 @@ def train(
                 group["lr"] = lr
             window = [next(micro_batches) for _ in range(settings.grad_accum)]
             tick = time.perf_counter()
-            train_loss = accumulate_gradients(accelerator, loss_module, window, pad_id)
+            train_loss = accumulate_gradients(accelerator, loss_module, window, work.collate)
             grad_norm = apply_update(accelerator, optimizer, plan, settings.max_grad_norm, guard, train_loss)
             done = step_event(step, total_steps, window, train_loss, lr, grad_norm, time.perf_counter() - tick)
+            speeds.append(done.tokens_per_s if work.unit == "token" else done.examples_per_s)
             emit(done)
             last = step == total_steps
             if step % settings.log_every == 0 or last:
                 write_metrics(metrics, {"type": "train"} | asdict(done))
             state = {"step": step, "train_loss": train_loss}
-            if data.eval and (step % settings.eval_every == 0 or last):
-                eval_loss = evaluate_loss(accelerator, loss_module, data.eval, settings.batch_size, pad_id)
+            if work.eval and (step % settings.eval_every == 0 or last):
+                eval_loss = evaluate_loss(accelerator, loss_module, work.eval, settings.batch_size, work.collate)
                 emit(EvalDone(step, eval_loss, keeper.offer(state, eval_loss)))
                 write_metrics(metrics, {"type": "eval", "step": step, "eval_loss": eval_loss})
             if step % settings.save_every == 0 or last or stop.requested:
@@ -154,8 +178,12 @@ def train(
             if stop.requested:
                 raise Interrupted(stop.requested, step, run_dir)
 
-    artefact_dir = run_dir / ("adapter" if plan.strategy == "lora" else "model")
-    export_artefact(keeper.chosen, artefact_dir, base.tokenizer)
+    artefact_dir = run_dir / plan.artefact
+    export_artefact(keeper.chosen, artefact_dir, tokenizer)
+    eval_metrics = None
+    if config.task == "classify" and work.eval:
+        restore_trainable_weights(keeper.chosen, plan)  # score what was exported, not the last step
+        eval_metrics = classify_eval(loss_module, work, data.labels, settings.batch_size, accelerator.device)
     result = TrainResult(
         run_dir,
         artefact_dir,
@@ -167,23 +195,75 @@ def train(
         plan.trainable_params,
         plan.all_params,
         precision,
+        config.task,
+        plan.strategy,
+        plan.note,
+        peak_rss_bytes(),
+        directory_bytes(artefact_dir),
+        float(np.median(speeds)) if speeds else 0.0,
+        "tokens/s" if work.unit == "token" else "examples/s",
+        eval_metrics,
     )
     atomic_write_text(run_dir / "train_summary.json", json.dumps(asdict(result), indent=1, default=str))
     return result
 
 
-def accumulate_gradients(accelerator, loss_module, window, pad_id: int) -> float:
+def check_task_fits_base(config: RunConfig) -> None:
+    builtin = BUILTINS.get(config.base)
+    if builtin and builtin.kind == "encoder" and config.task != "classify":
+        raise ConfigError(f"task {config.task} generates text, but {config.base} is an encoder: use task: classify")
+
+
+def load_run_base(config: RunConfig, labels: list[str] | None) -> Base:
+    """The base as the task needs it: a causal LM, or a sequence classifier with a new head for the labels."""
+    model_class, kwargs = None, {}
+    if config.task == "classify":
+        model_class, kwargs = AutoModelForSequenceClassification, classifier_kwargs(labels)
+    if config.strategy == "lora" and config.lora.load_in_4bit:
+        check_4bit_possible()
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16
+        )
+    return load_base(
+        config.base,
+        allow_pickle=config.allow_pickle,
+        trust_remote_code=config.trust_remote_code,
+        dtype=base_dtype(config),
+        model_class=model_class,
+        model_kwargs=kwargs,
+    )
+
+
+def write_run_metadata(run_dir: Path, config: RunConfig, data) -> None:
+    """prompting.json (the default system message, for generate/chat) or labels.json (classify)."""
+    if config.task == "sft":
+        system = common_system_message(data.train_examples)
+        atomic_write_text(run_dir / PROMPTING, json.dumps({"system": system}, indent=1))
+    if data.labels:
+        atomic_write_text(run_dir / LABELS, json.dumps({"labels": data.labels}, indent=1))
+
+
+def classify_eval(loss_module, work, labels: list[str], batch_size: int, device) -> dict:
+    module = getattr(loss_module, "module", loss_module)
+    module.eval()
+    predicted = predict_classes(module.logits, work.eval, work.collate, max(batch_size, 32), device)
+    return score_classes(predicted, [e.label for e in work.eval], labels).as_dict()
+
+
+def accumulate_gradients(accelerator, loss_module, window, collate_batch) -> float:
     """Backward over the micro-batches of one optimizer step; returns the window's token-mean loss.
 
-    Each micro-batch's NLL sum is divided by the supervised tokens of the whole window (on all processes),
-    so batch 8 x accum 1 and batch 1 x accum 8 give the same gradient."""
-    window_tokens = sum(e.supervised_tokens for _, batch in window for e in batch)
+    Each micro-batch's NLL sum is divided by the loss terms (supervised tokens, or examples) of the whole
+    window on all processes, so batch 8 x accum 1 and batch 1 x accum 8 give the same gradient."""
+    window_tokens = sum(e.weight for _, batch in window for e in batch)
     window_tokens = accelerator.reduce(torch.tensor(window_tokens, device=accelerator.device), "sum").item()
     scale = accelerator.num_processes / window_tokens  # DDP averages gradients over processes
     loss_module.train()
     nll_total = 0.0
     for index, (_, examples) in enumerate(window):
-        batch = {k: v.to(accelerator.device) for k, v in collate(examples, pad_id).items()}
+        batch = {k: v.to(accelerator.device) for k, v in collate_batch(examples).items()}
         last = index == len(window) - 1
         with nullcontext() if last else accelerator.no_sync(loss_module):
             nll = loss_module(**batch)
@@ -217,52 +297,65 @@ def scheduled_lr(settings, step: int, total_steps: int) -> float:
     )
 
 
-def start_event(plan: Plan, data, total_steps: int, precision: str) -> TrainStart:
+def start_event(plan: Plan, data, total_steps: int, precision: str, unit: str) -> TrainStart:
     eval_set = data.eval
     return TrainStart(
         total_steps,
         plan.summary(),
         len(data.train.examples),
         len(eval_set.examples) if eval_set else 0,
-        data.train.supervised_tokens,
+        sum(e.weight for e in data.train.examples),
         data.train.truncated + (eval_set.truncated if eval_set else 0),
         data.train.dropped + (eval_set.dropped if eval_set else []),
         precision,
         [str(problem) for problem in data.invalid],
+        unit,
     )
 
 
 def step_event(step, total_steps, window, loss, lr, grad_norm, seconds) -> StepDone:
-    processed = sum(len(e.input_ids) for _, batch in window for e in batch)
-    supervised = sum(e.supervised_tokens for _, batch in window for e in batch)
+    examples = [e for _, batch in window for e in batch]
+    processed = sum(e.length for e in examples)
+    supervised = sum(e.weight for e in examples)
     epoch = window[-1][0]
-    return StepDone(step, total_steps, epoch, loss, lr, grad_norm, processed / seconds, supervised / seconds)
+    return StepDone(
+        step,
+        total_steps,
+        epoch,
+        loss,
+        lr,
+        grad_norm,
+        processed / seconds,
+        supervised / seconds,
+        len(examples) / seconds,
+    )
 
 
 @torch.no_grad()
-def evaluate_loss(accelerator, loss_module, dataset: EncodedDataset, batch_size: int, pad_id: int) -> float:
-    """Token-mean NLL over the eval set, streamed batch by batch (memory does not grow with its size)."""
+def evaluate_loss(accelerator, loss_module, examples, batch_size: int, collate_batch) -> float:
+    """Mean NLL per loss term (token or example) over the eval set, streamed batch by batch (memory does not
+    grow with its size)."""
     loss_module.eval()
-    nll, tokens = 0.0, 0
-    ordered = sorted(dataset.examples, key=lambda e: len(e.input_ids))
+    nll, terms = 0.0, 0
+    ordered = sorted(examples, key=lambda e: e.length)
     for start in range(0, len(ordered), batch_size):
-        examples = ordered[start : start + batch_size]
-        batch = {k: v.to(accelerator.device) for k, v in collate(examples, pad_id).items()}
+        chunk = ordered[start : start + batch_size]
+        batch = {k: v.to(accelerator.device) for k, v in collate_batch(chunk).items()}
         nll += loss_module(**batch).item()
-        tokens += sum(e.supervised_tokens for e in examples)
-    return nll / max(tokens, 1)
+        terms += sum(e.weight for e in chunk)
+    return nll / max(terms, 1)
 
 
-def micro_batch_stream(dataset: EncodedDataset, batch_size: int, seed: int, group_by_length: bool, skip: int = 0):
+def micro_batch_stream(examples, batch_size: int, seed: int, group_by_length: bool, skip: int = 0):
     """Endless (fractional epoch, examples) micro-batches in the deterministic order of batching.py,
     starting after the first `skip` (the data position of a resumed run)."""
-    lengths = [len(e.input_ids) for e in dataset.examples]
+    lengths = [e.length for e in examples]
     per_epoch = -(-len(lengths) // batch_size)
     epoch, start = divmod(skip, per_epoch)
     while True:
         batches = epoch_order(lengths, batch_size, seed, epoch, group_by_length)
         for index in range(start, len(batches)):
-            yield epoch + index / len(batches), [dataset.examples[i] for i in batches[index]]
+            yield epoch + index / len(batches), [examples[i] for i in batches[index]]
         epoch, start = epoch + 1, 0
 
 

@@ -31,7 +31,7 @@ def save_training_state(directory: Path, plan: Plan, optimizer: torch.optim.Opti
     (directory / META).write_text(json.dumps(meta), encoding="utf-8")
 
 
-def load_training_state(directory: Path, plan: Plan, optimizer: torch.optim.Optimizer) -> None:
+def load_trainable_weights(directory: Path, plan: Plan) -> None:
     weights = load_file(directory / WEIGHTS)
     params = {name: p for name, p in plan.model.named_parameters() if p.requires_grad}
     if set(weights) != set(params):
@@ -39,6 +39,10 @@ def load_training_state(directory: Path, plan: Plan, optimizer: torch.optim.Opti
     with torch.no_grad():
         for name, param in params.items():
             param.copy_(weights[name])
+
+
+def load_training_state(directory: Path, plan: Plan, optimizer: torch.optim.Optimizer) -> None:
+    load_trainable_weights(directory, plan)
     meta = json.loads((directory / META).read_text(encoding="utf-8"))
     optimizer.load_state_dict(join_optimizer_state(load_file(directory / OPTIMIZER), meta["optimizer"]))
     restore_torch_rng(load_file(directory / RNG))

@@ -1,0 +1,224 @@
+"""The strategies side by side: each trains on the same data and seed, and one table shows the trade-off.
+
+For every strategy: trainable share, wall time, peak memory, artefact size, the task metric on the eval
+split, and drift from the base on general passages the project ships (a forgetting signal).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transformers import AutoModel
+
+from .base import load_base
+from .config import RunConfig, validate_config
+from .data.formats import read_examples
+from .evaluate.drift import general_drift
+from .evaluate.general import general_passages
+from .evaluate.representation import representation_drift
+from .evaluate.task import evaluate_examples
+from .files import atomic_write_text
+from .runs import load_tuned
+from .training.loop import TrainResult, train
+
+
+@dataclass
+class StrategyRow:
+    strategy: str
+    run_dir: str
+    steps: int
+    trainable_params: int
+    all_params: int
+    trainable_percent: float
+    wall_seconds: float
+    peak_rss_bytes: int
+    artefact_bytes: int
+    throughput: float
+    throughput_unit: str
+    best_eval_loss: float | None
+    metrics: dict[str, float]  # the task metrics on the eval split (accuracy / macro_f1, or JSON scores)
+    drift: float  # see Comparison.drift_name
+    note: str
+
+
+@dataclass
+class Comparison:
+    name: str
+    base: str
+    task: str
+    eval_examples: int
+    metric_names: list[str]
+    drift_name: str
+    rows: list[StrategyRow] = field(default_factory=list)
+    baseline: dict[str, float] = field(default_factory=dict)  # what a model that learned nothing scores
+    step_budget: str = ""
+
+    def as_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+
+@dataclass
+class StrategyStarted:
+    """Event: training of one strategy begins."""
+
+    strategy: str
+    index: int
+    total: int
+
+
+def strategy_config(config: RunConfig, strategy: str, max_steps: int | None = None) -> RunConfig:
+    """The run's config with the strategy swapped in, its per-strategy overrides applied, and its own name."""
+    raw: dict[str, Any] = config.model_dump(mode="json")
+    raw |= {"strategy": strategy, "name": f"{config.name}-{strategy}"}
+    for key, value in config.compare.overrides.get(strategy, {}).items():
+        *parents, leaf = key.split(".")
+        node = raw
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    if max_steps:
+        raw["train"]["max_steps"] = max_steps
+    return validate_config(raw, source=f"compare.overrides.{strategy}")
+
+
+def compare(
+    config: RunConfig,
+    strategies: Sequence[str] | None = None,
+    *,
+    max_steps: int | None = None,
+    on_event: Callable | None = None,
+) -> Comparison:
+    """Train every strategy (fresh runs named <name>-<strategy>), score each, write <name>-compare/."""
+    emit = on_event or (lambda event: None)
+    strategies = list(strategies or config.compare.strategies)
+    comparison = Comparison(config.name, config.base, config.task, 0, [], drift_label(config.task))
+    texts = general_passages(config.compare.drift_texts)
+    for index, strategy in enumerate(strategies):
+        emit(StrategyStarted(strategy, index, len(strategies)))
+        run_config = strategy_config(config, strategy, max_steps)
+        result = train(run_config, on_event=emit, fresh=True)
+        gc.collect()
+        metrics, n, baseline = score_run(run_config, result)
+        comparison.eval_examples, comparison.baseline = n, baseline
+        comparison.metric_names = list(metrics)
+        drift = measure_drift(run_config, result.run_dir, texts)
+        comparison.rows.append(row_of(strategy, result, metrics, drift))
+        gc.collect()
+    comparison.step_budget = step_budget(config, strategies, max_steps)
+    out = config.output_dir / f"{config.name}-compare"
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "compare.json", comparison.as_json())
+    atomic_write_text(out / "compare.md", comparison_markdown(comparison))
+    return comparison
+
+
+def score_run(config: RunConfig, result: TrainResult) -> tuple[dict[str, float], int, dict[str, float]]:
+    """Task metrics of the exported model on the eval split, and the learned-nothing baseline."""
+    if config.task == "classify":
+        m = result.eval_metrics or {}
+        baseline = {"accuracy": m.get("majority_accuracy", 0.0)}
+        return {"accuracy": m.get("accuracy", 0.0), "macro_f1": m.get("macro_f1", 0.0)}, m.get("n", 0), baseline
+    if config.task == "text" or config.data.eval is None:
+        return {}, 0, {}
+    examples = read_examples(config.data.eval)[: config.eval.limit]
+    tuned = load_tuned(result.run_dir)
+    scored = evaluate_examples(
+        tuned.model, tuned.tokenizer, examples, config.eval.max_new_tokens, config.eval.batch_size
+    ).scores
+    row = scored.as_row()
+    del tuned
+    return row, scored.n, {}
+
+
+def drift_label(task: str) -> str:
+    if task == "classify":
+        return "representation drift on general text (mean 1 - cos, base vs tuned body; 0 = unchanged)"
+    return "mean KL(base || tuned) per token on general text (nats; 0 = unchanged)"
+
+
+def measure_drift(config: RunConfig, run_dir: Path, texts: list[str]) -> float:
+    tuned = load_tuned(run_dir)
+    model_class = AutoModel if config.task == "classify" else None  # a classifier is compared body to body
+    base = load_base(
+        config.base,
+        allow_pickle=config.allow_pickle,
+        trust_remote_code=config.trust_remote_code,
+        model_class=model_class,
+    )
+    if config.task == "classify":
+        return representation_drift(base.model, tuned.model, base.tokenizer, texts)
+    return general_drift(base.model, tuned.model, base.tokenizer, texts=texts).mean_kl
+
+
+def row_of(strategy: str, result: TrainResult, metrics: dict[str, float], drift: float) -> StrategyRow:
+    return StrategyRow(
+        strategy,
+        str(result.run_dir),
+        result.steps,
+        result.trainable_params,
+        result.all_params,
+        result.trainable_percent,
+        result.wall_seconds,
+        result.peak_rss_bytes,
+        result.artefact_bytes,
+        result.throughput,
+        result.throughput_unit,
+        result.best_eval_loss,
+        metrics,
+        drift,
+        result.note,
+    )
+
+
+def step_budget(config: RunConfig, strategies: Sequence[str], max_steps: int | None) -> str:
+    if max_steps:
+        return f"every strategy capped at {max_steps} optimizer steps (--max-steps)"
+    parts = []
+    for strategy in strategies:
+        train_settings = strategy_config(config, strategy).train
+        budget = (
+            f"{train_settings.max_steps} steps" if train_settings.max_steps else f"{train_settings.epochs:g} epochs"
+        )
+        parts.append(f"{strategy}: {budget} at lr {train_settings.learning_rate:g}")
+    return "; ".join(parts)
+
+
+def percent(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def comparison_markdown(c: Comparison) -> str:
+    """The table as markdown: one row per strategy; every number comes from compare.json."""
+    header = ["strategy", "trainable", "wall time", "peak RSS", "artefact", "speed", "eval loss"]
+    header += c.metric_names + ["drift"]
+    lines = [
+        f"# {c.name}: strategies compared ({c.task}, base {c.base})",
+        "",
+        f"Task metrics on the eval split ({c.eval_examples} examples). Drift: {c.drift_name}.",
+        f"Budget: {c.step_budget}.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for r in c.rows:
+        cells = [
+            r.strategy,
+            f"{r.trainable_params:,} ({r.trainable_percent:.3g}%)",
+            f"{r.wall_seconds:.0f} s",
+            f"{r.peak_rss_bytes / 2**30:.2f} GiB",
+            f"{r.artefact_bytes / 2**20:.1f} MiB",
+            f"{r.throughput:,.0f} {r.throughput_unit}",
+            f"{r.best_eval_loss:.4f}" if r.best_eval_loss is not None else "-",
+            *(percent(r.metrics[name]) for name in c.metric_names),
+            f"{r.drift:.4f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    if c.baseline:
+        shown = ", ".join(f"{k} {percent(v)}" for k, v in c.baseline.items())
+        lines += ["", f"Majority-class baseline (always the most frequent label): {shown}."]
+    return "\n".join(lines) + "\n"

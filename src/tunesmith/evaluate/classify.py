@@ -1,0 +1,72 @@
+"""Classification scores: accuracy, macro-F1, a confusion matrix, and the majority-class baseline."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+
+
+@dataclass
+class ClassificationScores:
+    n: int
+    accuracy: float
+    macro_f1: float
+    per_label_f1: dict[str, float]
+    confusion: list[list[int]]  # confusion[gold][predicted], in the order of `labels`
+    labels: list[str]
+    majority_label: str  # the most frequent gold label (of the data scored)
+    majority_accuracy: float  # what always answering majority_label would score
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def f1(tp: int, fp: int, fn: int) -> float:
+    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+
+
+def score_classes(predicted: Sequence[int], gold: Sequence[int], labels: Sequence[str]) -> ClassificationScores:
+    """Scores of class-id predictions against gold ids (macro-F1: the unweighted mean of per-label F1)."""
+    if len(predicted) != len(gold) or not gold:
+        raise ValueError("need as many predictions as gold labels, and at least one")
+    k = len(labels)
+    confusion = [[0] * k for _ in range(k)]
+    for p, g in zip(predicted, gold, strict=True):
+        confusion[g][p] += 1
+    per_label = {}
+    for i, name in enumerate(labels):
+        tp = confusion[i][i]
+        fp = sum(confusion[g][i] for g in range(k)) - tp
+        fn = sum(confusion[i]) - tp
+        per_label[name] = f1(tp, fp, fn)
+    present = [i for i in range(k) if sum(confusion[i]) or sum(confusion[g][i] for g in range(k))]
+    majority, count = Counter(gold).most_common(1)[0]
+    return ClassificationScores(
+        n=len(gold),
+        accuracy=sum(p == g for p, g in zip(predicted, gold, strict=True)) / len(gold),
+        macro_f1=sum(per_label[labels[i]] for i in present) / len(present),
+        per_label_f1=per_label,
+        confusion=confusion,
+        labels=list(labels),
+        majority_label=labels[majority],
+        majority_accuracy=count / len(gold),
+    )
+
+
+@torch.no_grad()
+def predict_classes(
+    logits_of: Callable[..., torch.Tensor],
+    examples: Sequence,
+    collate: Callable[[Sequence], dict[str, torch.Tensor]],
+    batch_size: int,
+    device: torch.device,
+) -> list[int]:
+    """Argmax class of every example, streamed batch by batch (nothing but the ids is kept)."""
+    predicted: list[int] = []
+    for start in range(0, len(examples), batch_size):
+        batch = {k: v.to(device) for k, v in collate(examples[start : start + batch_size]).items()}
+        predicted += logits_of(**batch).argmax(dim=-1).tolist()
+    return predicted

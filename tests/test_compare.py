@@ -1,0 +1,54 @@
+"""compare: every strategy trains on the same data, and the table's numbers are the runs' own."""
+
+import json
+
+from tests.conftest import write_sentiment_csv
+
+from tunesmith.compare import compare, comparison_markdown, strategy_config
+from tunesmith.config import validate_config
+
+
+def sentiment_config(tmp_path, model_dir):
+    data = write_sentiment_csv(tmp_path / "train.csv")
+    return validate_config(
+        {
+            "name": "cmp",
+            "base": str(model_dir),
+            "task": "classify",
+            "output_dir": str(tmp_path / "runs"),
+            "lora": {"r": 4, "lora_alpha": 8},
+            "data": {"train": str(data), "eval": str(data), "text_column": "tweet", "label_column": "sentiment"},
+            "train": {"learning_rate": 1e-3, "warmup_steps": 0, "precision": "fp32", "max_steps": 3, "batch_size": 4},
+            "compare": {
+                "overrides": {"head": {"train.learning_rate": 0.05}, "lora": {"train.learning_rate": 0.05}},
+                "drift_texts": 4,
+            },
+        }
+    )
+
+
+def test_strategy_config_applies_its_overrides_and_names_the_run(tmp_path, tiny_bert_dir):
+    config = sentiment_config(tmp_path, tiny_bert_dir)
+    head = strategy_config(config, "head")
+    assert (head.strategy, head.name, head.train.learning_rate) == ("head", "cmp-head", 0.05)
+    assert strategy_config(config, "full").train.learning_rate == 1e-3
+
+
+def test_compare_trains_each_strategy_and_writes_one_table(tmp_path, tiny_bert_dir):
+    config = sentiment_config(tmp_path, tiny_bert_dir)
+    comparison = compare(config, max_steps=2)
+    rows = {r.strategy: r for r in comparison.rows}
+    assert list(rows) == ["full", "head", "lora"]
+    assert rows["full"].trainable_percent == 100.0
+    assert rows["head"].trainable_params == 32 * 3 + 3  # the classifier of a 32-wide body, 3 labels
+    assert 0 < rows["lora"].trainable_percent < 100
+    assert all(r.steps == 2 and r.artefact_bytes > 0 and r.peak_rss_bytes > 0 for r in rows.values())
+    assert rows["head"].drift < 1e-6  # a frozen body did not move (cosine rounding aside)
+    assert rows["full"].drift > 1e-4 and rows["lora"].drift > 1e-4
+    assert comparison.baseline["accuracy"] == 0.4  # 4 of the 10 rows are negative
+    saved = json.loads((tmp_path / "runs" / "cmp-compare" / "compare.json").read_text())
+    assert [r["strategy"] for r in saved["rows"]] == ["full", "head", "lora"]
+    markdown = (tmp_path / "runs" / "cmp-compare" / "compare.md").read_text()
+    assert markdown == comparison_markdown(comparison)
+    for row in saved["rows"]:
+        assert f"{100 * row['metrics']['accuracy']:.1f}%" in markdown
