@@ -136,3 +136,15 @@ def test_a_skewed_slice_is_flagged_with_the_largest_gap(tmp_path):
     assert bias("group", values, [scores[0]] * 20, scorer, Thresholds())[1].status == OK  # no gap, no flag
     with pytest.raises(ConfigError, match="no record in test.jsonl has a field 'gender'"):
         slice_values(path, examples, "gender")
+
+
+def test_an_mmlu_drop_fails_only_when_its_interval_excludes_no_change():
+    from tunesmith.evaluate.probes import forgetting_verdicts
+
+    text = {"base_nll": 3.0, "tuned_nll": 3.03, "nll_increase": 0.03, "mean_kl": 0.1, "tokens": 1000}
+    noisy = {"questions": 8, "base": 0.5, "tuned": 0.125, "delta": -0.375, "delta_ci": [-0.75, 0.0]}
+    clear = {"questions": 200, "base": 0.5, "tuned": 0.3, "delta": -0.2, "delta_ci": [-0.28, -0.12]}
+    general, knowledge = forgetting_verdicts({"general_text": text, "mmlu": noisy}, Thresholds())
+    assert general.status == OK and general.value == pytest.approx(0.01)
+    assert knowledge.status == WARN and "includes no change" in knowledge.note
+    assert forgetting_verdicts({"general_text": text, "mmlu": clear}, Thresholds())[1].status == FAIL

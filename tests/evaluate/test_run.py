@@ -78,3 +78,34 @@ def test_drift_memory_does_not_grow_with_the_amount_of_text(tmp_path):
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
     first, second = map(int, out.stdout.split())
     assert (second - first) / 1024 < 100, f"peak grew by {(second - first) / 1024:.0f} MB"
+
+
+def test_a_full_fine_tune_is_compared_with_its_base_loaded_beside_it(tmp_path, tiny_run):
+    """A full run exports model/ (no adapter to switch off): the base is loaded separately and the tuned model
+    drifts from it."""
+    import yaml
+
+    from tunesmith.config import validate_config
+    from tunesmith.training.loop import train
+
+    raw = yaml.safe_load((tiny_run / "run.yaml").read_text())
+    raw |= {"name": "tiny-full", "strategy": "full", "output_dir": str(tmp_path)}
+    raw["train"] |= {"max_steps": 2, "learning_rate": 1e-2}
+    config = validate_config(raw)
+    train(config)
+    report = evaluate_run(config.run_dir, EvalOptions(limit=2, **FAST)).report
+    assert report["forgetting"]["general_text"]["mean_kl"] > 1e-4
+    assert report["columns"][-1] == "tuned"
+
+
+def test_runs_of_other_tasks_are_refused_with_one_line(tmp_path, tiny_run):
+    import shutil
+
+    import yaml
+
+    run = tmp_path / "text-run"
+    shutil.copytree(tiny_run, run)
+    raw = yaml.safe_load((run / "run.yaml").read_text()) | {"task": "text"}
+    (run / "run.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="scores generation \\(sft\\) runs; this is a text run"):
+        evaluate_run(run, EvalOptions())

@@ -15,7 +15,7 @@ from .baseline import paired_bootstrap
 from .drift import general_drift
 from .events import Phase, Progress
 from .general import general_passages, mmlu_questions
-from .gotchas import SliceScore, Thresholds, Verdict, slice_verdict, threshold_verdict
+from .gotchas import FAIL, WARN, SliceScore, Thresholds, Verdict, slice_verdict, threshold_verdict
 from .mcq import multiple_choice
 from .models import Models
 
@@ -52,20 +52,21 @@ def forgetting_verdicts(section: dict[str, Any], t: Thresholds) -> list[Verdict]
     low, high = mmlu["delta_ci"]
     relative = text["nll_increase"] / text["base_nll"] if text["base_nll"] else 0.0
     note = f"KL(base ‖ tuned) {text['mean_kl']:.4f} nats/token over {text['tokens']} tokens"
-    return [
-        threshold_verdict(
-            "forgetting (general text)", "NLL increase", relative, t.nll_increase_warn, t.nll_increase_fail, note=note
-        ),
-        threshold_verdict(
-            "forgetting (general knowledge)",
-            "MMLU accuracy change",
-            mmlu["delta"],
-            -t.mmlu_drop_warn,
-            -t.mmlu_drop_fail,
-            higher_is_worse=False,
-            note=f"{mmlu['questions']} questions, 95% CI of the change [{low:+.1%}, {high:+.1%}]",
-        ),
-    ]
+    knowledge = threshold_verdict(
+        "forgetting (general knowledge)",
+        "MMLU accuracy change",
+        mmlu["delta"],
+        -t.mmlu_drop_warn,
+        -t.mmlu_drop_fail,
+        higher_is_worse=False,
+        note=f"{mmlu['questions']} questions, 95% CI of the change [{low:+.1%}, {high:+.1%}]",
+    )
+    if knowledge.status == FAIL and high >= 0:  # a drop the interval cannot tell from no change: not a failure
+        knowledge.status, knowledge.note = WARN, knowledge.note + " includes no change"
+    general = threshold_verdict(
+        "forgetting (general text)", "NLL increase", relative, t.nll_increase_warn, t.nll_increase_fail, note=note
+    )
+    return [general, knowledge]
 
 
 def task_verdicts(table: dict[str, dict[str, float]], scorer, t: Thresholds) -> list[Verdict]:

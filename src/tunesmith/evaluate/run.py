@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..base import load_base
 from ..data.formats import Example, read_examples
 from ..errors import ConfigError
 from ..runs import TunedModel, load_tuned, read_run_config
@@ -84,6 +85,8 @@ class Inputs:
 
 def read_inputs(run_dir: Path, options: EvalOptions) -> Inputs:
     config = read_run_config(run_dir)
+    if config.task != "sft":
+        raise ConfigError(f"{run_dir}: `tunesmith eval` scores generation (sft) runs; this is a {config.task} run")
     data_path = options.data or config.data.test or config.data.eval
     if data_path is None:
         raise ConfigError(f"{run_dir}: the run has no data.test or data.eval; pass --data EVAL_FILE")
@@ -98,13 +101,19 @@ def read_inputs(run_dir: Path, options: EvalOptions) -> Inputs:
 
 
 def load_models(run_dir: Path, config, tuned: TunedModel | None, base_model) -> Models:
-    """The run's tuned model (loaded here unless given) and its base: for a peft model, the same object."""
+    """The run's tuned model (loaded here unless given) and its base: for a peft model the same object (the base
+    is read with the adapter disabled); for a full fine-tune the base is loaded beside it."""
+    dtype = run_dtype(config)
     if tuned is None:
-        dtype = run_dtype(config)
         tuned = load_tuned(run_dir, dtype=dtype)
         for name, parameter in tuned.model.named_parameters():
             if "lora_" in name:  # adapters in the base's dtype: ~20% faster on CPU; inference needs no fp32 here
                 parameter.data = parameter.data.to(dtype)
+    if base_model is None and not hasattr(tuned.model, "disable_adapter"):
+        base = load_base(
+            config.base, allow_pickle=config.allow_pickle, trust_remote_code=config.trust_remote_code, dtype=dtype
+        )
+        base_model = base.model.eval()
     return Models(tuned.model, base_model if base_model is not None else tuned.model, tuned.tokenizer)
 
 
