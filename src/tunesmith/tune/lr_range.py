@@ -1,9 +1,11 @@
 """The learning-rate range test: train a throw-away copy for a few steps with an exponentially growing
 learning rate, watch the smoothed loss, stop when it explodes, and propose the rate where it fell fastest.
 
-Rule of the proposal: the learning rate at the steepest descent of the smoothed loss against log10(lr),
-looking only at the part of the curve before its minimum and after the first tenth of the steps (where the
-EMA is still settling). The rate at the minimum divided by 10 is reported beside it.
+Rule of the proposal: the learning rate where the loss falls fastest per decade of learning rate — the most
+negative least-squares slope of the loss against log10(lr) over a centred window of +-steps/10 points (centred,
+so without the lag of the EMA) — looking only before the minimum of the EMA-smoothed loss. The rate at that
+minimum divided by 10 is reported beside it. Batches are drawn at random, not grouped by length: grouped
+batches differ so much in difficulty that their loss jumps hide the effect of the learning rate.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from ..training.loop import (
 )
 from ..training.workload import build_workload
 
-RULE = "steepest descent of the EMA-smoothed loss against log10(lr), before the loss minimum"
+RULE = "steepest fall of the loss per decade of LR (centred +-steps/10 least-squares slope), before its minimum"
 
 
 @dataclass
@@ -93,26 +95,34 @@ def exploded(smoothed: list[float], factor: float) -> bool:
     return smoothed[-1] > factor * min(smoothed)
 
 
-def analyse(curve: LrCurve) -> LrCurve:
-    """Fill in the proposal: steepest descent before the minimum (see RULE), min/10, the fastest-fall band."""
+def window_slopes(log_lr: np.ndarray, losses: np.ndarray, half: int) -> np.ndarray:
+    """Least-squares slope of the loss against log10(lr) in the window of +-half points around each point
+    (nan where the window does not fit)."""
+    slopes = np.full(len(losses), np.nan)
+    for i in range(half, len(losses) - half):
+        slopes[i] = np.polyfit(log_lr[i - half : i + half + 1], losses[i - half : i + half + 1], 1)[0]
+    return slopes
+
+
+def analyse(curve: LrCurve, planned_steps: int) -> LrCurve:
+    """Fill in the proposal (see RULE), the rate at the smoothed minimum / 10, and the band of fastest fall."""
     if len(curve.smoothed) < 3:
         return curve
-    smoothed, log_lr = np.array(curve.smoothed), np.log10(curve.lrs)
-    lowest = int(np.argmin(smoothed))
+    lowest = int(np.argmin(curve.smoothed))
     curve.min_loss_lr = curve.lrs[lowest] / 10
-    start = max(1, len(smoothed) // 10)
-    if lowest - start < 2:
+    half = max(2, planned_steps // 10)
+    slopes = window_slopes(np.log10(curve.lrs), np.array(curve.losses), half)[: lowest + 1]
+    if np.all(np.isnan(slopes)) or np.nanmin(slopes) >= 0:
         return curve
-    slope = np.gradient(smoothed, log_lr)[start : lowest + 1]
-    steepest = int(np.argmin(slope))
-    curve.suggested_lr = curve.lrs[start + steepest]
-    steep = slope <= slope[steepest] / 2
+    steepest = int(np.nanargmin(slopes))
+    curve.suggested_lr = curve.lrs[steepest]
+    steep = np.nan_to_num(slopes, nan=0.0) <= slopes[steepest] / 2
     lo = hi = steepest
     while lo > 0 and steep[lo - 1]:
         lo -= 1
-    while hi < len(slope) - 1 and steep[hi + 1]:
+    while hi < len(steep) - 1 and steep[hi + 1]:
         hi += 1
-    curve.fastest_range = (curve.lrs[start + lo], curve.lrs[start + hi])
+    curve.fastest_range = (curve.lrs[lo], curve.lrs[hi])
     return curve
 
 
@@ -149,7 +159,7 @@ def run_range_test(config: RunConfig, settings: LrRangeSettings, emit) -> LrCurv
     work = build_workload(config, plan, data, tokenizer.pad_token_id, accelerator.device, compute_dtype, emit)
     optimizer = torch.optim.AdamW(plan.trainable_parameters(), lr=settings.min_lr, weight_decay=train.weight_decay)
     loss_module, optimizer = accelerator.prepare(work.loss_module, optimizer)
-    batches = micro_batch_stream(work.train, train.batch_size, train.seed, train.group_by_length)
+    batches = micro_batch_stream(work.train, train.batch_size, train.seed, group_by_length=False)
     emit(LrRangeStart(settings.steps, settings.min_lr, settings.max_lr))
     curve, smoother = LrCurve(), Smoother(settings.smoothing)
     for step in range(settings.steps):
@@ -173,4 +183,4 @@ def run_range_test(config: RunConfig, settings: LrRangeSettings, emit) -> LrCurv
         if exploded(curve.smoothed, settings.diverge_factor):
             curve.stopped = f"the loss exploded at lr {lr:.2e} (over {settings.diverge_factor:g}x its minimum)"
             break
-    return analyse(curve)
+    return analyse(curve, settings.steps)

@@ -38,10 +38,11 @@ def plot_lr_range(curve, path: Path) -> Path:
     axes.set_xscale("log")
     axes.set_xlabel("learning rate")
     axes.set_ylabel("training loss")
-    if curve.smoothed:  # from just under the lowest loss to a little over the start: the explosion is cut off
-        low, start = min(curve.losses), curve.smoothed[0]
-        margin = max(start - low, 1e-3) * 0.25
-        axes.set_ylim(low - margin, start + 2 * margin)
+    if curve.smoothed:  # from the lowest loss to a little over the smoothed curve before its minimum
+        lowest = curve.smoothed.index(min(curve.smoothed))
+        low, high = min(curve.losses), max(curve.smoothed[: lowest + 1])
+        margin = max(high - low, 1e-3) * 0.15
+        axes.set_ylim(low - margin, high + margin)
     axes.set_title("learning-rate range test")
     axes.legend()
     return save_figure(figure, path)
