@@ -41,7 +41,7 @@ class TuneRenderer(EventRenderer):
 
     def on_TrialDone(self, event) -> None:
         row = event.row
-        value = f"eval loss {row.value:.4f}" if row.value is not None else row.state.lower()
+        value = f": eval loss {row.value:.4f}" if row.value is not None else ""
         note = f" ({row.note})" if row.note else ""
         best = ""
         if event.best_number is not None:
@@ -50,21 +50,19 @@ class TuneRenderer(EventRenderer):
         if self.task is not None:
             self.progress.remove_task(self.task)
             self.task = None
-        console.print(
-            f"  trial {row.number} {row.state.lower()}: {value}{escape(note)}{seconds}{best}", highlight=False
-        )
+        console.print(f"  trial {row.number} {row.state.lower()}{value}{escape(note)}{seconds}{best}", highlight=False)
 
     def on_Waiting(self, event) -> None:
         console.print(f"  waiting for {event.running} trial(s) running elsewhere (or left by a killed worker)")
 
 
-def format_params(params: dict) -> str:
+def format_params(params: dict, separator: str = ", ") -> str:
     """`learning_rate=0.001, r=8, target_modules=[q_proj, v_proj]`: the key's last part, markup escaped."""
     shown = (
         f"{k.rsplit('.', 1)[-1]}={v:.3g}" if isinstance(v, float) else f"{k.rsplit('.', 1)[-1]}={v}"
         for k, v in params.items()
     )
-    return escape(", ".join(shown))
+    return escape(separator.join(shown))
 
 
 def print_lr_result(result, as_json: bool) -> None:
@@ -87,14 +85,15 @@ def print_lr_result(result, as_json: bool) -> None:
 def trials_table(result) -> Table:
     table = Table(title=f"study {result.study}: {result.finished} of {result.wanted} trials finished")
     for name in ("trial", "state", "eval loss", "settings", "time", "note"):
-        table.add_column(name, justify="right" if name in ("trial", "eval loss", "time") else "left")
+        justify = "right" if name in ("trial", "eval loss", "time") else "left"
+        table.add_column(name, justify=justify, no_wrap=name == "settings")
     best = result.best.number if result.best else None
     for row in result.rows:
         mark = "[green]*[/]" if row.number == best else ""
         value = f"{row.value:.4f}" if row.value is not None else "-"
         seconds = f"{row.seconds:.0f} s" if row.seconds is not None else "-"
         table.add_row(
-            f"{row.number}{mark}", row.state.lower(), value, format_params(row.params), seconds, escape(row.note)
+            f"{row.number}{mark}", row.state.lower(), value, format_params(row.params, "\n"), seconds, escape(row.note)
         )
     return table
 
@@ -115,7 +114,14 @@ def print_search_result(result, as_json: bool) -> None:
         baseline = f"trial {result.baseline.number}: {result.baseline.value:.4f}"
         console.print(f"  the file's own settings ({baseline}); the best is lower by {gain:.4f}")
     elif result.baseline is not None:
-        console.print("  the file's own settings were the best trial: no setting tried beat them")
+        others = [r for r in result.rows if r.state == "COMPLETE" and r.number != result.baseline.number]
+        runner_up = min(others, key=lambda r: r.value) if others else None
+        missed = (
+            f": the next best, trial {runner_up.number}, is {runner_up.value - result.best.value:.4f} higher"
+            if runner_up
+            else ""
+        )
+        console.print(f"  the file's own settings were the best trial{missed}")
     console.print(f"  best.yaml: {result.best_yaml}  (tunesmith train {result.best_yaml})")
     for path in result.plots:
         console.print(f"  plot: {path}")

@@ -5,7 +5,7 @@ import pytest
 
 from tunesmith.config import validate_config
 from tunesmith.errors import ConfigError
-from tunesmith.tune.space import baseline_params, check_space, suggest, trial_config
+from tunesmith.tune.space import baseline_params, check_space, choice_labels, suggest, trial_config
 
 
 def config_with(tune: dict, **lora):
@@ -45,10 +45,14 @@ def test_sampled_settings_build_a_trial_config_in_the_tune_directory():
 
 def test_list_choices_are_offered_to_optuna_as_their_yaml_text_and_come_back_as_lists():
     config = config_with({"space": SPACE})
-    fixed = optuna.trial.FixedTrial(
-        {"train.learning_rate": 3e-4, "train.batch_size": 4, "lora.r": 16, "lora.target_modules": "[q_proj, v_proj]"}
-    )
-    values = suggest(fixed, config.tune.space)
+    assert list(choice_labels(config.tune.space["lora.target_modules"])) == ["[q_proj, v_proj]", "all-linear"]
+    fixed = {
+        "train.learning_rate": 3e-4,
+        "train.batch_size": 4,
+        "lora.r": 16,
+        "lora.target_modules": "[q_proj, v_proj]",
+    }
+    values = suggest(optuna.trial.FixedTrial(fixed), config.tune.space)
     assert values["lora.target_modules"] == ["q_proj", "v_proj"] and values["lora.r"] == 16
 
 

@@ -32,9 +32,13 @@ def set_key(raw: dict[str, Any], key: str, value: Any) -> None:
 
 def choice_labels(spec: ParamRange) -> dict[Any, Any]:
     """Optuna choices must be primitives: a list such as [q_proj, v_proj] is offered as its YAML text."""
-    if all(isinstance(choice, PRIMITIVE) for choice in spec.choices):
-        return {choice: choice for choice in spec.choices}
-    return {yaml.safe_dump(choice, default_flow_style=True).strip(): choice for choice in spec.choices}
+    return {choice_label(choice): choice for choice in spec.choices}
+
+
+def choice_label(choice: Any) -> Any:
+    if isinstance(choice, PRIMITIVE):
+        return choice
+    return yaml.safe_dump(choice, default_flow_style=True, width=1000).strip()
 
 
 def is_int_range(spec: ParamRange) -> bool:

@@ -123,7 +123,10 @@ def check_same_objective(study: optuna.Study, fingerprint: str, url: str) -> Non
     if saved is None or saved == fingerprint:
         return
     before, now = flatten(yaml.safe_load(saved)), flatten(yaml.safe_load(fingerprint))
-    changed = sorted(key for key in before.keys() | now.keys() if before.get(key) != now.get(key))
+    # A setting only one side has is a field added (or removed) by another tunesmith version, at its default.
+    changed = sorted(key for key in before.keys() & now.keys() if before[key] != now[key])
+    if not changed:
+        return
     raise ConfigError(
         f"study {study.study_name!r} in {url} was started with other settings ({', '.join(changed[:4])} differ); "
         "its trials would not be comparable: choose another name (--set name=...) or --storage"
