@@ -11,25 +11,13 @@ from .base import load_base
 from .config import RunConfig, load_config
 from .data.formats import read_examples
 from .errors import ConfigError
+from .evaluate.events import Phase, Progress
 from .evaluate.task import TaskEvaluation, evaluate_examples
 from .files import atomic_write_text
 from .runs import load_tuned
 from .training.loop import TrainResult, base_dtype, train
 
 EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "examples" / "ner_finance.yaml"
-
-
-@dataclass
-class Phase:
-    """A new phase of the demo begins; `total` units of work (examples) follow, if known."""
-
-    name: str
-    total: int = 0
-
-
-@dataclass
-class Progress:
-    advance: int
 
 
 @dataclass
