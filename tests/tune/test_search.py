@@ -125,6 +125,9 @@ def test_when_two_workers_start_the_last_trial_the_later_number_is_surplus():
     assert not is_surplus(SimpleNamespace(study=study, number=1), 2)
 
 
+# Two processes with two torch threads each on a 2-core machine spend most of their time spinning on each other.
+ONE_THREAD = os.environ | {"OMP_NUM_THREADS": "1"}
+
 WORKER = """
 import pathlib, sys, time
 import tunesmith.cli, tunesmith.tune.search  # the slow imports, before the start signal
@@ -140,7 +143,10 @@ def test_two_workers_on_one_sqlite_study_finish_n_trials_without_duplicates(tmp_
     path = write_run_yaml(tmp_path, tiny_model_dir, trials=4)
     go = tmp_path / "go"
     command = [sys.executable, "-c", WORKER, str(go), str(path)]
-    workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    workers = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ONE_THREAD)
+        for _ in range(2)
+    ]
     deadline = time.monotonic() + 120
     while len(list(tmp_path.glob("go.ready-*"))) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -161,7 +167,7 @@ def test_killed_search_rerun_keeps_its_trials_retries_the_killed_one_and_reaches
     path = write_run_yaml(tmp_path, tiny_model_dir, trials=3, heartbeat_seconds=1, stale_after_seconds=2)
     config = load_config(path)
     command = [sys.executable, "-m", "tunesmith", "tune", "search", str(path)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ONE_THREAD)
     killed, deadline = None, time.monotonic() + 120
     while killed is None and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)

@@ -39,6 +39,8 @@ from .study import (
     trial_row,
 )
 
+WAIT_POLL_SECONDS = 2.0  # how often a worker with nothing to start looks at the trials running elsewhere
+
 
 @dataclass
 class SearchStart:
@@ -120,7 +122,7 @@ def tune_search(config: RunConfig, *, on_event: Callable[[object], None] | None 
             if running != waiting_for:
                 emit(Waiting(running))
                 waiting_for = running
-            time.sleep(min(settings.heartbeat_seconds, seconds_left(deadline) or settings.heartbeat_seconds))
+            time.sleep(min(WAIT_POLL_SECONDS, settings.heartbeat_seconds, seconds_left(deadline) or WAIT_POLL_SECONDS))
             continue
         study.optimize(
             objective,
