@@ -21,6 +21,7 @@ import torch
 from accelerate import Accelerator
 
 from ..base import load_tokenizer
+from ..base.load import hf_dir_for
 from ..config import LrRangeSettings, RunConfig
 from ..data.splits import load_training_data
 from ..files import atomic_write_text
@@ -149,6 +150,7 @@ def run_range_test(config: RunConfig, settings: LrRangeSettings, emit) -> LrCurv
     check_task_fits_base(config)
     seed_everything(train.seed)
     precision = choose_precision(train.precision)
+    hf_dir_for(config.base, allow_pickle=config.allow_pickle)  # refuse unsafe weights before reading anything
     tokenizer = load_tokenizer(config.base, trust_remote_code=config.trust_remote_code)
     data = load_training_data(config.data, tokenizer, train.seed, config.task)
     base = load_run_base(config, data.labels)
