@@ -76,13 +76,21 @@ def pack(examples: Sequence[EncodedExample], pad_id: int, row_tokens: int | None
 
 
 def balanced_rows(examples: Sequence[EncodedExample], row_tokens: int) -> list[list[EncodedExample]]:
-    """The fewest rows of about `row_tokens` tokens (ceil(total / row_tokens)), filled longest example first
-    into the emptiest row, so the rows come out nearly equal and padding them to the widest costs little.
-    A row exceeds `row_tokens` by less than the length of its shortest example; deterministic."""
-    total = sum(len(e.input_ids) for e in examples)
-    rows: list[list[EncodedExample]] = [[] for _ in range(max(1, -(-total // row_tokens)))]
+    """As many rows as first-fit decreasing needs to keep every row within `row_tokens` (examples that cannot
+    share a row keep one each, like padded rows), then the examples dealt longest first into the emptiest row,
+    so the rows come out nearly equal and padding them to the widest costs little. A row exceeds `row_tokens`
+    by less than the length of its shortest example. Deterministic (ties go to the first row)."""
+    ordered = sorted(examples, key=lambda e: -len(e.input_ids))
+    free: list[int] = []
+    for example in ordered:  # first-fit decreasing: only the number of rows is kept
+        fit = next((r for r, room in enumerate(free) if room >= len(example.input_ids)), None)
+        if fit is None:
+            free.append(row_tokens)
+            fit = len(free) - 1
+        free[fit] -= len(example.input_ids)
+    rows: list[list[EncodedExample]] = [[] for _ in free]
     filled = [0] * len(rows)
-    for example in sorted(examples, key=lambda e: -len(e.input_ids)):
+    for example in ordered:
         emptiest = filled.index(min(filled))
         rows[emptiest].append(example)
         filled[emptiest] += len(example.input_ids)
