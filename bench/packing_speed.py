@@ -1,6 +1,6 @@
 """Speed of padding-free packing against right-padded batches, on the real base and the example data.
 
-Usage: python bench/packing_speed.py [--steps 20] [--warmup 3] [--block 5] [--arms padded-grouped,packed-grouped]
+Usage: python bench/packing_speed.py [--steps 20] [--warmup 3] [--block 5] [--threads 1] [--arms padded-grouped,...]
        python bench/packing_speed.py --profile packed-grouped   # one step under torch.profiler, top ops
 Each arm draws the same micro-batches a training run would (micro_batch_stream), does the work of one optimizer
 step (batch building, forward, backward, clipping, AdamW) and is timed per step. Arms alternate in blocks of
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -23,7 +24,7 @@ from tunesmith.base import load_base
 from tunesmith.config import load_config
 from tunesmith.data.splits import load_training_data
 from tunesmith.strategies import PREPARE
-from tunesmith.training.batching import make_batch, pack
+from tunesmith.training.batching import collate, pack
 from tunesmith.training.loop import base_dtype, choose_precision, micro_batch_stream
 from tunesmith.training.loss import SupervisedNLL
 
@@ -54,10 +55,10 @@ ARMS = {
 def one_step(module, optimizer, params, examples, *, pad_id: int, arm: Arm, max_length: int) -> dict[str, float]:
     """The work of one optimizer step with grad_accum 1, as the training loop does it."""
     tick = time.perf_counter()
-    if arm.one_row:
-        batch = pack(examples, pad_id)
+    if not arm.packing:
+        batch = collate(examples, pad_id)
     else:
-        batch = make_batch(examples, pad_id, max_length if arm.packing else None)
+        batch = pack(examples, pad_id, None if arm.one_row else max_length)  # training: rows of data.max_length
     supervised = sum(e.supervised_tokens for e in examples)
     (module(**batch) / supervised).backward()
     torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -76,7 +77,7 @@ def build(config_path: Path):
     config = load_config(config_path)
     base = load_base(config.base, dtype=base_dtype(config))
     data = load_training_data(config.data, base.tokenizer, config.train.seed)
-    plan = PREPARE[config.strategy](base.model, config.lora)
+    plan = PREPARE[config.strategy](base.model, config)
     precision = choose_precision(config.train.precision)
     module = SupervisedNLL(plan.model, compute_dtype=torch.bfloat16 if precision == "bf16" else None).train()
     params = list(plan.trainable_parameters())
@@ -101,7 +102,7 @@ def run_arms(args, config, base, data, module, optimizer, params) -> dict[str, d
         one_step, module, optimizer, params, pad_id=base.tokenizer.pad_token_id, max_length=config.data.max_length
     )
     size, seed = config.train.batch_size, config.train.seed
-    streams = {arm.name: micro_batch_stream(data.train, size, seed, arm.group_by_length) for arm in arms}
+    streams = {arm.name: micro_batch_stream(data.train.examples, size, seed, arm.group_by_length) for arm in arms}
     for arm in arms:
         for _ in range(args.warmup):
             step(next(streams[arm.name])[1], arm=arm)
@@ -110,6 +111,7 @@ def run_arms(args, config, base, data, module, optimizer, params) -> dict[str, d
         for arm in arms:  # alternate in blocks, so a change of machine load hits every arm alike
             for _ in range(min(args.block, args.steps - len(timed[arm.name]))):
                 timed[arm.name].append(step(next(streams[arm.name])[1], arm=arm))
+            print(f"{arm.name}: {len(timed[arm.name])} steps", file=sys.stderr, flush=True)
     return {name: summarise(records) for name, records in timed.items()}
 
 
@@ -118,7 +120,7 @@ def profile_step(args, config, base, data, module, optimizer, params) -> str:
     step = partial(
         one_step, module, optimizer, params, pad_id=base.tokenizer.pad_token_id, max_length=config.data.max_length
     )
-    stream = micro_batch_stream(data.train, config.train.batch_size, config.train.seed, arm.group_by_length)
+    stream = micro_batch_stream(data.train.examples, config.train.batch_size, config.train.seed, arm.group_by_length)
     for _ in range(args.warmup):
         step(next(stream)[1], arm=arm)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
@@ -136,7 +138,10 @@ def main() -> None:
     parser.add_argument("--arms", default="padded-grouped,packed-grouped,packed-shuffled", help=", ".join(ARMS))
     parser.add_argument("--profile", choices=sorted(ARMS), help="profile one step of this arm instead")
     parser.add_argument("--top", type=int, default=25, help="rows of the profile table")
+    parser.add_argument("--threads", type=int, help="torch threads (1 is far steadier on a machine shared with others)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     config, *parts = build(args.config)
     meta = {"precision": parts[-1], "threads": torch.get_num_threads(), "batch_size": config.train.batch_size}
     if args.profile:

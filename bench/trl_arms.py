@@ -82,7 +82,7 @@ def run_ours(steps: int, workdir: Path, packing: bool) -> ArmResult:
     result = train(config, base=base, on_event=clock)
     peak = proc_status_kib("VmHWM")
     settings = config.train
-    stream = micro_batch_stream(data.train, settings.batch_size, settings.seed, settings.group_by_length)
+    stream = micro_batch_stream(data.train.examples, settings.batch_size, settings.seed, settings.group_by_length)
     batches = [next(stream)[1] for _ in range(steps * settings.grad_accum)]
     windows = [batches[i : i + settings.grad_accum] for i in range(0, len(batches), settings.grad_accum)]
     supervised = [sum(e.supervised_tokens for b in w for e in b) for w in windows]
@@ -136,7 +136,7 @@ def run_trl(steps: int, workdir: Path, matched: bool) -> ArmResult:
     common = {"output_dir": str(workdir / name), "max_steps": steps, "per_device_train_batch_size": ours.batch_size}
     common |= {"use_cpu": not torch.cuda.is_available(), "report_to": "none", "save_strategy": "no"}
     if matched:
-        model = PREPARE["lora"](base.model, config.lora).model  # the same LoRA config and init order as ours
+        model = PREPARE["lora"](base.model, config).model  # the same LoRA config and init order as ours
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=ours.learning_rate, weight_decay=ours.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: schedule_factor(config, steps, step))

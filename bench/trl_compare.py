@@ -79,14 +79,15 @@ def model_flops_per_token() -> dict:
     config = bench_config(1, Path(tempfile.gettempdir()), "count")
     base = load_base(config.base, dtype=torch.bfloat16)
     n_base = sum(p.numel() for p in base.model.parameters())
-    plan = PREPARE["lora"](base.model, config.lora)
+    plan = PREPARE["lora"](base.model, config)
     return {"N": n_base, "N_lora": plan.trainable_params, "flops_per_token": 4 * n_base + 6 * plan.trainable_params}
 
 
-def run_arm(arm: str, steps: int, workdir: Path) -> dict:
+def run_arm(arm: str, steps: int, workdir: Path, threads: int | None) -> dict:
     out = workdir / f"{arm}.json"
     command = [sys.executable, str(HERE / "trl_arms.py"), arm, "--steps", str(steps), "--workdir", str(workdir)]
-    completed = subprocess.run([*command, "--out", str(out)], capture_output=True, text=True)
+    env = os.environ | ({"OMP_NUM_THREADS": str(threads)} if threads else {})
+    completed = subprocess.run([*command, "--out", str(out)], capture_output=True, text=True, env=env)
     if completed.returncode != 0:
         raise SystemExit(f"arm {arm} failed (exit {completed.returncode}):\n{completed.stderr[-4000:]}")
     return json.loads(out.read_text())
@@ -128,6 +129,9 @@ def benchmark(args) -> dict:
     if args.steps <= WARMUP_STEPS:
         raise SystemExit(f"--steps must be more than the {WARMUP_STEPS} untimed warm-up steps")
     started = datetime.now(timezone.utc)
+    if args.threads:  # the arms get OMP_NUM_THREADS; the matmul peak is measured with the same count
+        torch.set_num_threads(args.threads)
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
     meta = machine() | {"matmul_peak_gflops": {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}}
     flops = model_flops_per_token()
     base_spec, examples = eval_examples(args.eval_examples)
@@ -135,7 +139,7 @@ def benchmark(args) -> dict:
     with tempfile.TemporaryDirectory(prefix="trl-compare-") as tmp:
         for index in range(args.runs):
             for arm in arms:  # alternate: A B C A B C ...
-                raw = run_arm(arm, args.steps, Path(tmp) / f"run{index}")
+                raw = run_arm(arm, args.steps, Path(tmp) / f"run{index}", args.threads)
                 metrics = timed_metrics(raw, flops["flops_per_token"], meta["matmul_peak_gflops"]["bf16"])
                 metrics["eval_loss"] = evaluate_adapter(raw["adapter_dir"], base_spec, examples)
                 runs.append({"run": index, "arm": arm, "metrics": metrics, "settings": raw["settings"]})
@@ -159,6 +163,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs of every arm (alternated); medians are reported")
     parser.add_argument("--arms", default="ours,trl-shipped,trl-matched", help=f"comma-separated, from {ARMS}")
     parser.add_argument("--eval-examples", type=int, default=64, help="eval.jsonl examples the shared evaluator scores")
+    parser.add_argument("--threads", type=int, help="torch/OpenMP threads for every arm (default: torch's own)")
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--docs", type=Path, default=DOCS)
     parser.add_argument("--report-only", action="store_true", help="only regenerate the docs from the newest result")

@@ -13,7 +13,7 @@ from tunesmith.config import load_config, validate_config
 from tunesmith.data.encode import IGNORE, EncodedExample, encode_example
 from tunesmith.data.formats import Example, Message
 from tunesmith.strategies import prepare_lora
-from tunesmith.training.batching import collate, first_fit_rows, pack
+from tunesmith.training.batching import balanced_rows, collate, pack
 from tunesmith.training.loop import accumulate_gradients, evaluate_loss, train
 from tunesmith.training.loss import SupervisedNLL, supervised_nll
 from tunesmith.training.workload import token_collate
@@ -49,9 +49,31 @@ def test_position_ids_restart_at_zero_for_every_example(smol_tokenizer, row_toke
             assert (batch["labels"][row, start:end] == IGNORE).all()
     if row_tokens:
         assert batch["input_ids"].shape[0] > 1
-        assert all(sum(len(e.input_ids) for e in row) <= row_tokens for row in first_fit_rows(examples, row_tokens))
     else:
         assert batch["input_ids"].shape == (1, sum(len(e.input_ids) for e in examples))
+
+
+def test_examples_too_long_to_share_a_row_keep_one_each():
+    examples = [EncodedExample([1] * n, [IGNORE] * n, f"t:{n}") for n in (400, 380, 300, 290)]
+    assert [[len(e.input_ids) for e in row] for row in balanced_rows(examples, 512)] == [[400], [380], [300], [290]]
+
+
+def test_rows_are_few_and_nearly_equal():
+    lengths = [((i * 37) % 301) + 5 for i in range(200)]
+    examples = [EncodedExample([1] * n, [IGNORE] * n, f"t:{i}") for i, n in enumerate(lengths)]
+    padding = total = padded_cells = 0
+    for start in range(0, len(examples), 8):
+        batch = examples[start : start + 8]
+        rows = balanced_rows(batch, 512)
+        assert sorted(id(e) for row in rows for e in row) == sorted(id(e) for e in batch)
+        assert len(rows) >= -(-sum(lengths[start : start + 8]) // 512)
+        for row in rows:
+            assert sum(len(e.input_ids) for e in row) < 512 + min(len(e.input_ids) for e in row)
+        widths = [sum(len(e.input_ids) for e in row) for row in rows]
+        padding, total = padding + len(rows) * max(widths) - sum(widths), total + len(rows) * max(widths)
+        padded_cells += len(batch) * max(len(e.input_ids) for e in batch)
+    assert padding / total < 0.08
+    assert 1 - sum(lengths) / padded_cells > 0.3  # what padding these batches would cost (the control)
 
 
 def test_the_first_token_of_an_example_is_never_the_target_of_the_previous_one():

@@ -43,19 +43,19 @@ def collate(examples: Sequence[EncodedExample], pad_id: int) -> dict[str, torch.
 
 
 def pack(examples: Sequence[EncodedExample], pad_id: int, row_tokens: int | None = None) -> dict[str, torch.Tensor]:
-    """Padding-free packing: the micro-batch's examples concatenated into rows, `position_ids` restarting at 0
+    """Padding-free packing: the micro-batch's examples laid end to end in rows, `position_ids` restarting at 0
     for every example and no attention_mask, so transformers builds a block-diagonal causal mask (attention
     stays inside each example; transformers does this only when attention_mask is None and no KV cache is
     passed, see loss.supervised_nll).
 
     The micro-batch itself is unchanged (the same `batch_size` examples of epoch_order), so steps per epoch,
     the resume position, the LR schedule and the token accounting are the same as with `collate`: packing
-    changes the layout, not the training. With `row_tokens` (training passes data.max_length), examples are laid
-    first-fit, longest first, into rows of at most that many tokens (a longer example gets a row of its own):
-    transformers' sdpa and eager attention compute a masked row x row score matrix, so one row of a whole
-    micro-batch would cost attention quadratic in the micro-batch's tokens. Rows are right-padded to the
-    widest; the padding is a segment of its own whose labels are ignored. Without `row_tokens`: one row."""
-    rows = [list(examples)] if row_tokens is None else first_fit_rows(examples, row_tokens)
+    changes the layout, not the training. With `row_tokens` (training passes data.max_length) the examples are
+    spread over balanced_rows: transformers' sdpa and eager attention compute a masked row x row score matrix,
+    so a single row holding a whole micro-batch makes attention quadratic in the micro-batch's tokens. Rows are
+    right-padded to the widest; the padding is a segment of its own whose labels are ignored. Without
+    `row_tokens`: one row, no padding at all."""
+    rows = [list(examples)] if row_tokens is None else balanced_rows(examples, row_tokens)
     width = max(sum(len(e.input_ids) for e in row) for row in rows)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
@@ -75,18 +75,23 @@ def pack(examples: Sequence[EncodedExample], pad_id: int, row_tokens: int | None
     return {"input_ids": input_ids, "labels": labels, "position_ids": position_ids}
 
 
-def first_fit_rows(examples: Sequence[EncodedExample], row_tokens: int) -> list[list[EncodedExample]]:
-    """First-fit decreasing bin packing of examples into rows of at most `row_tokens` tokens (deterministic:
-    ties keep the micro-batch order)."""
-    rows: list[list[EncodedExample]] = []
-    room: list[int] = []
-    for example in sorted(examples, key=lambda e: -len(e.input_ids)):
-        n = len(example.input_ids)
-        fit = next((r for r, free in enumerate(room) if free >= n), None)
+def balanced_rows(examples: Sequence[EncodedExample], row_tokens: int) -> list[list[EncodedExample]]:
+    """As many rows as first-fit decreasing needs to keep every row within `row_tokens` (examples that cannot
+    share a row keep one each, like padded rows), then the examples dealt longest first into the emptiest row,
+    so the rows come out nearly equal and padding them to the widest costs little. A row exceeds `row_tokens`
+    by less than the length of its shortest example. Deterministic (ties go to the first row)."""
+    ordered = sorted(examples, key=lambda e: -len(e.input_ids))
+    free: list[int] = []
+    for example in ordered:  # first-fit decreasing: only the number of rows is kept
+        fit = next((r for r, room in enumerate(free) if room >= len(example.input_ids)), None)
         if fit is None:
-            rows.append([])
-            room.append(row_tokens)
-            fit = len(rows) - 1
-        rows[fit].append(example)
-        room[fit] -= n
+            free.append(row_tokens)
+            fit = len(free) - 1
+        free[fit] -= len(example.input_ids)
+    rows: list[list[EncodedExample]] = [[] for _ in free]
+    filled = [0] * len(rows)
+    for example in ordered:
+        emptiest = filled.index(min(filled))
+        rows[emptiest].append(example)
+        filled[emptiest] += len(example.input_ids)
     return rows
