@@ -1,7 +1,7 @@
 """One arm of the TRL comparison, run in its own process (so its peak RSS is its own), plus the shared evaluator.
 
 Usage (trl_compare.py calls it): python bench/trl_arms.py ARM --steps N --workdir DIR --out RESULT.json
-Arms: ours, ours-packed (tunesmith.train), trl-shipped, trl-matched (TRL SFTTrainer + PEFT).
+Arms: ours, ours-packed, ours-ckpt (tunesmith.train), trl-shipped, trl-matched (TRL SFTTrainer + PEFT).
 """
 
 from __future__ import annotations
@@ -56,17 +56,20 @@ def reset_peak_rss() -> int:
     return peak
 
 
-def bench_config(steps: int, workdir: Path, name: str, packing: bool = False) -> RunConfig:
+# tunesmith's arms: its defaults, and each with one setting changed.
+OURS = {"ours": [], "ours-packed": ["train.packing=true"], "ours-ckpt": ["train.gradient_checkpointing=true"]}
+
+
+def bench_config(steps: int, workdir: Path, name: str, settings: list[str] = ()) -> RunConfig:
     """The example's config (tunesmith defaults for this data) for `steps` steps; evaluated and saved at the end."""
     overrides = [f"name={name}", f"output_dir={workdir}", f"train.max_steps={steps}"]
-    overrides += [f"train.eval_every={steps}", f"train.save_every={steps}", f"train.packing={str(packing).lower()}"]
+    overrides += [f"train.eval_every={steps}", f"train.save_every={steps}", *settings]
     return load_config(EXAMPLE, overrides)
 
 
-def run_ours(steps: int, workdir: Path, packing: bool) -> ArmResult:
+def run_ours(steps: int, workdir: Path, name: str) -> ArmResult:
     started = time.perf_counter()
-    name = "ours-packed" if packing else "ours"
-    config = bench_config(steps, workdir, name, packing)
+    config = bench_config(steps, workdir, name, OURS[name])
     seed_everything(config.train.seed)
     base = load_base(config.base, dtype=base_dtype(config))
     data = load_training_data(config.data, base.tokenizer, config.train.seed)  # to count what the loop consumes
@@ -227,13 +230,13 @@ def eval_examples(limit: int) -> tuple[str, list]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("arm", choices=["ours", "ours-packed", "trl-shipped", "trl-matched"])
+    parser.add_argument("arm", choices=[*OURS, "trl-shipped", "trl-matched"])
     parser.add_argument("--steps", type=int, required=True)
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     if args.arm.startswith("ours"):
-        result = run_ours(args.steps, args.workdir, packing=args.arm == "ours-packed")
+        result = run_ours(args.steps, args.workdir, args.arm)
     else:
         result = run_trl(args.steps, args.workdir, matched=args.arm == "trl-matched")
     args.out.write_text(json.dumps(asdict(result), indent=1))

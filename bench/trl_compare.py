@@ -25,12 +25,12 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from trl_arms import WARMUP_STEPS, eval_examples, evaluate_adapter  # noqa: E402
+from trl_arms import OURS, WARMUP_STEPS, eval_examples, evaluate_adapter  # noqa: E402
 from trl_report import write_report  # noqa: E402
 
 RESULTS = HERE / "results"
 DOCS = HERE.parent / "docs" / "benchmarks.md"
-ARMS = ["ours", "ours-packed", "trl-shipped", "trl-matched"]
+ARMS = [*OURS, "trl-shipped", "trl-matched"]
 CPU_FLAGS = ["avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"]
 
 

@@ -148,3 +148,33 @@ def test_an_mmlu_drop_fails_only_when_its_interval_excludes_no_change():
     assert general.status == OK and general.value == pytest.approx(0.01)
     assert knowledge.status == WARN and "includes no change" in knowledge.note
     assert forgetting_verdicts({"general_text": text, "mmlu": clear}, Thresholds())[1].status == FAIL
+
+
+def test_a_really_overfit_run_gets_the_overfitting_fail(tmp_path, tiny_model_dir):
+    """Tiny data, many epochs, a high learning rate: the tiny model memorises 6 arbitrary answers, so the
+    held-out loss turns up while the training loss keeps falling."""
+    from tunesmith.config import validate_config
+    from tunesmith.training.loop import train
+
+    def arbitrary(n, offset):
+        codes = [f"The code is {(i * 7919) % 9973} {(i * 104729) % 997}." for i in range(offset, offset + n)]
+        return [chat(f"Code for item {i}?", code) for i, code in enumerate(codes, start=offset)]
+
+    settings = {"learning_rate": 1e-2, "max_steps": 120, "batch_size": 6, "eval_every": 10, "warmup_steps": 0}
+    settings |= {"schedule": "constant"}
+    config = validate_config(
+        {
+            "name": "overfit",
+            "base": str(tiny_model_dir),
+            "output_dir": str(tmp_path / "runs"),
+            "strategy": "full",
+            "data": {"train": str(write_jsonl(tmp_path / "train.jsonl", arbitrary(6, 0))),
+                     "eval": str(write_jsonl(tmp_path / "eval.jsonl", arbitrary(6, 50))), "max_length": 64},
+            "train": settings | {"precision": "fp32", "seed": 0, "keep_checkpoints": 1},
+        }
+    )  # fmt: skip
+    result = train(config)
+    fit = overfitting(result.run_dir)
+    early, exported = fit.verdicts
+    assert early.status == FAIL and fit.train_falling, early.note
+    assert exported.status == OK and fit.best_step < result.steps  # the best, not the last, was exported

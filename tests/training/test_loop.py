@@ -13,11 +13,12 @@ from transformers import AutoModelForCausalLM
 
 from tunesmith.base import load_base
 from tunesmith.config import validate_config
+from tunesmith.data.encode import EncodedExample
 from tunesmith.data.splits import load_training_data
 from tunesmith.files import verify_directory
 from tunesmith.strategies import prepare_lora
-from tunesmith.training.batching import collate
-from tunesmith.training.loop import accumulate_gradients, train
+from tunesmith.training.batching import collate, split_by_tokens
+from tunesmith.training.loop import accumulate_gradients, enable_gradient_checkpointing, train
 from tunesmith.training.loss import SupervisedNLL
 
 
@@ -37,7 +38,7 @@ def tiny_config(tmp_path, model_dir, **train):
     )
 
 
-def gradients_for(config, batch_size: int, accum: int):
+def gradients_for(config, batch_size: int, accum: int, checkpointing: bool = False, max_tokens: int | None = None):
     base = load_base(config.base)
     data = load_training_data(config.data, base.tokenizer, 0)
     torch.manual_seed(0)
@@ -45,12 +46,19 @@ def gradients_for(config, batch_size: int, accum: int):
     for name, param in plan.model.named_parameters():  # B=0 at init would leave A without gradient
         if "lora_B" in name:
             torch.nn.init.normal_(param, std=0.1)
+    if checkpointing:
+        enable_gradient_checkpointing(plan.model)
     examples = data.train.examples
     window = [(0.0, examples[i : i + batch_size]) for i in range(0, batch_size * accum, batch_size)]
     accelerator = Accelerator(cpu=True)
     module = SupervisedNLL(plan.model)
-    loss = accumulate_gradients(accelerator, module, window, partial(collate, pad_id=base.tokenizer.pad_token_id))
+    module.train()  # checkpointing applies to modules in training mode only
+    saved = []  # tensors kept for backward outside checkpointed blocks (checkpointing installs its own hooks)
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel()) or t, lambda t: t):
+        collate_batch = partial(collate, pad_id=base.tokenizer.pad_token_id)
+        loss = accumulate_gradients(accelerator, module, window, collate_batch, max_tokens)
     grads = {n: p.grad.clone() for n, p in plan.model.named_parameters() if p.requires_grad}
+    gradients_for.saved_elements = sum(saved)
     return loss, grads, examples
 
 
@@ -63,6 +71,43 @@ def test_batch_8_accum_1_equals_batch_1_accum_8_on_variable_lengths(tmp_path, ti
     assert loss_a == pytest.approx(loss_b, rel=1e-5)
     for name in grads_a:
         torch.testing.assert_close(grads_a[name], grads_b[name], rtol=1e-5, atol=1e-7, msg=name)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(tmp_path, tiny_model_dir):
+    config = tiny_config(tmp_path, tiny_model_dir)
+    loss_a, grads_a, _ = gradients_for(config, batch_size=4, accum=2)
+    kept_without = gradients_for.saved_elements
+    loss_b, grads_b, _ = gradients_for(config, batch_size=4, accum=2, checkpointing=True)
+    # The tiny model's vocabulary-sized logits dominate what is kept; without checkpointing the counts are equal.
+    assert gradients_for.saved_elements < 0.98 * kept_without, "checkpointing did not engage"
+    assert loss_a == pytest.approx(loss_b, rel=1e-6)
+    assert grads_a.keys() == grads_b.keys() and grads_a
+    for name in grads_a:
+        torch.testing.assert_close(grads_a[name], grads_b[name], rtol=1e-5, atol=1e-7, msg=name)
+
+
+def test_a_micro_batch_run_in_pieces_gives_the_same_gradients(tmp_path, tiny_model_dir):
+    config = tiny_config(tmp_path, tiny_model_dir)
+    loss_a, grads_a, examples = gradients_for(config, batch_size=8, accum=1)
+    budget = 2 * max(e.length for e in examples[:8])
+    assert len(split_by_tokens(examples[:8], budget)) >= 4, (
+        "the budget must split this batch for the test to mean anything"
+    )
+    loss_b, grads_b, _ = gradients_for(config, batch_size=8, accum=1, max_tokens=budget)
+    assert loss_a == pytest.approx(loss_b, rel=1e-5)
+    for name in grads_a:
+        torch.testing.assert_close(grads_a[name], grads_b[name], rtol=1e-5, atol=1e-7, msg=name)
+
+
+def test_pieces_stay_within_the_token_budget_and_keep_every_example_once():
+    lengths = [50, 40, 300, 30, 30, 30, 30, 120]
+    examples = [EncodedExample([1] * n, [1] * n, f"t:{i}") for i, n in enumerate(lengths)]
+    pieces = split_by_tokens(examples, 128)
+    assert [e for piece in pieces for e in piece] == examples  # in order, none lost or repeated
+    for piece in pieces:
+        assert len(piece) * max(e.length for e in piece) <= 128 or len(piece) == 1
+    assert [[e.length for e in piece] for piece in pieces] == [[50, 40], [300], [30, 30, 30, 30], [120]]
+    assert split_by_tokens(examples, None) == [examples]
 
 
 def test_mean_of_micro_batch_means_would_differ(tmp_path, tiny_model_dir):

@@ -18,6 +18,7 @@ from tunesmith.training import loop
 from tunesmith.training.checkpoint import find_resumable
 from tunesmith.training.guards import TrainingDiverged
 from tunesmith.training.loop import train
+from tunesmith.training.resume import same_training
 from tunesmith.training.state import WEIGHTS
 
 
@@ -117,6 +118,22 @@ def test_a_different_config_is_not_resumed_silently(tmp_path, tiny_model_dir):
     with pytest.raises(ConfigError, match="different config"):
         train(load_config(path, ["train.learning_rate=0.5"]))
     train(load_config(path, ["train.learning_rate=0.5"]), fresh=True)
+
+
+def test_sections_train_never_reads_may_change_between_resumes(tmp_path, tiny_model_dir):
+    path = write_config(tmp_path, tiny_model_dir, steps=2)
+    first = train(load_config(path))
+    edited = load_config(path, ["eval.limit=3", "compare.drift_texts=7", "tune.trials=2"])
+    again = train(edited)  # resumes the finished run instead of refusing it
+    assert again.steps == first.steps
+    assert "limit: 3" in (edited.run_dir / "run.yaml").read_text(encoding="utf-8")
+
+
+def test_same_training_ignores_only_the_other_commands_sections():
+    saved = "name: a\ntrain: {learning_rate: 0.1}\neval: {limit: 1}\ntune: {trials: 6}\n"
+    assert same_training(saved, "name: a\ntrain: {learning_rate: 0.1}\neval: {limit: 9}\ncompare: {drift_texts: 3}\n")
+    assert not same_training(saved, "name: a\ntrain: {learning_rate: 0.2}\neval: {limit: 1}\n")
+    assert not same_training(saved, "name: a\ntrain: [unclosed\n")
 
 
 def test_non_finite_steps_are_skipped_then_the_run_stops(tmp_path, tiny_model_dir, monkeypatch):

@@ -95,3 +95,20 @@ def balanced_rows(examples: Sequence[EncodedExample], row_tokens: int) -> list[l
         rows[emptiest].append(example)
         filled[emptiest] += len(example.input_ids)
     return rows
+
+
+def split_by_tokens(examples: Sequence, max_tokens: int | None) -> list[list]:
+    """Consecutive runs of `examples` whose padded size (rows x longest) stays within `max_tokens`; an example
+    longer than that forms a run of its own. None: one run."""
+    if max_tokens is None:
+        return [list(examples)]
+    runs: list[list] = []
+    longest = 0
+    for example in examples:
+        if runs and (len(runs[-1]) + 1) * max(longest, example.length) <= max_tokens:
+            runs[-1].append(example)
+            longest = max(longest, example.length)
+        else:
+            runs.append([example])
+            longest = example.length
+    return runs

@@ -25,20 +25,20 @@ from ..base import Base, load_base, load_tokenizer
 from ..base.catalog import BUILTINS
 from ..base.load import hf_dir_for
 from ..config import RunConfig
-from ..data.splits import load_training_data
+from ..data.splits import TrainingData, load_training_data
 from ..errors import ConfigError
 from ..evaluate.classify import predict_classes, score_classes
 from ..files import atomic_write_text
 from ..runs import LABELS, PROMPTING, classifier_kwargs, common_system_message
 from ..strategies import PREPARE, Plan
 from ..strategies.lora import check_4bit_possible
-from .batching import epoch_order
+from .batching import epoch_order, split_by_tokens
 from .checkpoint import CheckpointKeeper, export_artefact, restore_trainable_weights
 from .guards import DivergenceGuard, Interrupted, StopSignals
 from .resources import directory_bytes, peak_rss_bytes, reset_peak_rss
 from .resume import open_metrics, prepare_run_dir, resume
 from .schedule import learning_rate_at
-from .workload import build_workload
+from .workload import Workload, build_workload
 
 
 @dataclass
@@ -121,23 +121,16 @@ def train(
     settings, run_dir = config.train, config.run_dir
     check_task_fits_base(config)
     prepare_run_dir(run_dir, config_yaml(config), fresh)
-    seed_everything(settings.seed)
-    precision = choose_precision(settings.precision)
-    if base is None:
-        hf_dir_for(config.base, allow_pickle=config.allow_pickle)  # refuse unsafe weights before reading anything
-    tokenizer = base.tokenizer if base else load_tokenizer(config.base, trust_remote_code=config.trust_remote_code)
-    data = load_training_data(config.data, tokenizer, settings.seed, config.task)
-    base = base or load_run_base(config, data.labels)
-    if config.task == "classify" and base.model.config.pad_token_id is None:
-        base.model.config.pad_token_id = tokenizer.pad_token_id  # decoder classifiers pool the last non-pad token
+    setup = set_up(config, emit, base)
+    tokenizer, data, plan, accelerator, work, precision = (
+        setup.tokenizer,
+        setup.data,
+        setup.plan,
+        setup.accelerator,
+        setup.work,
+        setup.precision,
+    )
     write_run_metadata(run_dir, config, data)
-    plan = PREPARE[config.strategy](base.model, config)
-    # Precision is ours to apply (in the loss modules): accelerate's state is a process-wide singleton, so a
-    # second run in the same process with another mixed_precision would be refused or silently inherit it.
-    accelerator = Accelerator(mixed_precision="no")
-    plan.model.to(accelerator.device)
-    compute_dtype = torch.bfloat16 if precision == "bf16" else None
-    work = build_workload(config, plan, data, tokenizer.pad_token_id, accelerator.device, compute_dtype, emit)
     optimizer = torch.optim.AdamW(
         plan.trainable_parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
     )
@@ -160,7 +153,9 @@ def train(
                 group["lr"] = lr
             window = [next(micro_batches) for _ in range(settings.grad_accum)]
             tick = time.perf_counter()
-            train_loss = accumulate_gradients(accelerator, loss_module, window, work.collate)
+            train_loss = accumulate_gradients(
+                accelerator, loss_module, window, work.collate, settings.max_tokens_per_forward
+            )
             grad_norm = apply_update(accelerator, optimizer, plan, settings.max_grad_norm, guard, train_loss)
             done = step_event(step, total_steps, window, train_loss, lr, grad_norm, time.perf_counter() - tick)
             speeds.append(done.tokens_per_s if work.unit == "token" else done.examples_per_s)
@@ -252,19 +247,58 @@ def classify_eval(loss_module, work, labels: list[str], batch_size: int, device)
     return score_classes(predicted, [e.label for e in work.eval], labels).as_dict()
 
 
-def accumulate_gradients(accelerator, loss_module, window, collate_batch) -> float:
+@dataclass
+class Setup:
+    """What a training loop needs, built from a config: the tokenizer, the data, the prepared model (plan),
+    the device and the workload (examples, collate function, loss module)."""
+
+    tokenizer: object
+    data: TrainingData
+    plan: Plan
+    accelerator: Accelerator
+    work: Workload
+    precision: str
+
+
+def set_up(config: RunConfig, emit, base: Base | None = None) -> Setup:
+    """Seed, pick the precision, load tokenizer, data and base (unless one is passed in), apply the strategy."""
+    settings = config.train
+    seed_everything(settings.seed)
+    precision = choose_precision(settings.precision)
+    if base is None:
+        hf_dir_for(config.base, allow_pickle=config.allow_pickle)  # refuse unsafe weights before reading anything
+    tokenizer = base.tokenizer if base else load_tokenizer(config.base, trust_remote_code=config.trust_remote_code)
+    data = load_training_data(config.data, tokenizer, settings.seed, config.task)
+    base = base or load_run_base(config, data.labels)
+    if config.task == "classify" and base.model.config.pad_token_id is None:
+        base.model.config.pad_token_id = tokenizer.pad_token_id  # decoder classifiers pool the last non-pad token
+    plan = PREPARE[config.strategy](base.model, config)
+    if settings.gradient_checkpointing:
+        enable_gradient_checkpointing(plan.model)
+    # Precision is ours to apply (in the loss modules): accelerate's state is a process-wide singleton, so a
+    # second run in the same process with another mixed_precision would be refused or silently inherit it.
+    accelerator = Accelerator(mixed_precision="no")
+    plan.model.to(accelerator.device)
+    compute_dtype = torch.bfloat16 if precision == "bf16" else None
+    work = build_workload(config, plan, data, tokenizer.pad_token_id, accelerator.device, compute_dtype, emit)
+    return Setup(tokenizer, data, plan, accelerator, work, precision)
+
+
+def accumulate_gradients(accelerator, loss_module, window, collate_batch, max_tokens: int | None = None) -> float:
     """Backward over the micro-batches of one optimizer step; returns the window's token-mean loss.
 
     Each micro-batch's NLL sum is divided by the loss terms (supervised tokens, or examples) of the whole
-    window on all processes, so batch 8 x accum 1 and batch 1 x accum 8 give the same gradient."""
+    window on all processes, so batch 8 x accum 1 and batch 1 x accum 8 give the same gradient; for the
+    same reason a micro-batch may run in pieces of at most `max_tokens` (padded) tokens."""
     window_tokens = sum(e.weight for _, batch in window for e in batch)
     window_tokens = accelerator.reduce(torch.tensor(window_tokens, device=accelerator.device), "sum").item()
     scale = accelerator.num_processes / window_tokens  # DDP averages gradients over processes
     loss_module.train()
     nll_total = 0.0
-    for index, (_, examples) in enumerate(window):
+    pieces = [piece for _, batch in window for piece in split_by_tokens(batch, max_tokens)]
+    for index, examples in enumerate(pieces):
         batch = {k: v.to(accelerator.device) for k, v in collate_batch(examples).items()}
-        last = index == len(window) - 1
+        last = index == len(pieces) - 1
         with nullcontext() if last else accelerator.no_sync(loss_module):
             nll = loss_module(**batch)
         accelerator.backward(nll * scale)
@@ -400,6 +434,13 @@ def seed_everything(seed: int) -> None:
 def write_metrics(handle, record: dict) -> None:
     handle.write(json.dumps(record) + "\n")
     handle.flush()
+
+
+def enable_gradient_checkpointing(model) -> None:
+    """Non-reentrant checkpointing: gradients reach the adapters although the frozen embeddings need none."""
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        raise ConfigError(f"{type(model).__name__} does not support train.gradient_checkpointing; set it to false")
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
 def config_yaml(config: RunConfig) -> str:

@@ -29,12 +29,30 @@ def prepare_run_dir(run_dir: Path, config_text: str, fresh: bool) -> None:
         (run_dir / "metrics.jsonl").unlink(missing_ok=True)
     saved = run_dir / "run.yaml"
     has_checkpoints = any((run_dir / "checkpoints").glob("step-*"))
-    if has_checkpoints and saved.is_file() and saved.read_text(encoding="utf-8") != config_text:
+    if has_checkpoints and saved.is_file() and not same_training(saved.read_text(encoding="utf-8"), config_text):
         raise ConfigError(
             f"{run_dir} holds checkpoints of a run with a different config; pass --fresh to start it over, "
             "or choose another name"
         )
     atomic_write_text(saved, config_text)
+
+
+# Sections read by other commands (eval, compare, tune), not by training: editing them keeps a run resumable.
+NOT_TRAINING = ("eval", "compare", "tune")
+
+
+def same_training(saved_yaml: str, new_yaml: str) -> bool:
+    """Whether two run.yaml texts train the same way (they may differ in the sections `train` never reads)."""
+    import yaml
+
+    def training_part(text: str) -> dict:
+        settings = yaml.safe_load(text) or {}
+        return {key: value for key, value in settings.items() if key not in NOT_TRAINING}
+
+    try:
+        return training_part(saved_yaml) == training_part(new_yaml)
+    except yaml.YAMLError:
+        return False
 
 
 def resume(run_dir: Path, plan, optimizer, keeper, emit) -> dict:

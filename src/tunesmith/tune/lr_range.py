@@ -18,23 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from accelerate import Accelerator
 
-from ..base import load_tokenizer
-from ..base.load import hf_dir_for
 from ..config import LrRangeSettings, RunConfig
-from ..data.splits import load_training_data
 from ..files import atomic_write_text
-from ..strategies import PREPARE
-from ..training.loop import (
-    accumulate_gradients,
-    check_task_fits_base,
-    choose_precision,
-    load_run_base,
-    micro_batch_stream,
-    seed_everything,
-)
-from ..training.workload import build_workload
+from ..training.loop import accumulate_gradients, check_task_fits_base, micro_batch_stream, set_up
 
 RULE = "steepest fall of the loss per decade of LR (centred +-steps/10 least-squares slope), before its minimum"
 
@@ -148,17 +135,8 @@ def run_range_test(config: RunConfig, settings: LrRangeSettings, emit) -> LrCurv
     """The first half of `train()` (same base, data, strategy, workload and precision), then the LR sweep."""
     train = config.train
     check_task_fits_base(config)
-    seed_everything(train.seed)
-    precision = choose_precision(train.precision)
-    hf_dir_for(config.base, allow_pickle=config.allow_pickle)  # refuse unsafe weights before reading anything
-    tokenizer = load_tokenizer(config.base, trust_remote_code=config.trust_remote_code)
-    data = load_training_data(config.data, tokenizer, train.seed, config.task)
-    base = load_run_base(config, data.labels)
-    plan = PREPARE[config.strategy](base.model, config)
-    accelerator = Accelerator(mixed_precision="no")
-    plan.model.to(accelerator.device)
-    compute_dtype = torch.bfloat16 if precision == "bf16" else None
-    work = build_workload(config, plan, data, tokenizer.pad_token_id, accelerator.device, compute_dtype, emit)
+    setup = set_up(config, emit)
+    plan, accelerator, work = setup.plan, setup.accelerator, setup.work
     optimizer = torch.optim.AdamW(plan.trainable_parameters(), lr=settings.min_lr, weight_decay=train.weight_decay)
     loss_module, optimizer = accelerator.prepare(work.loss_module, optimizer)
     batches = micro_batch_stream(work.train, train.batch_size, train.seed, group_by_length=False)
@@ -169,7 +147,7 @@ def run_range_test(config: RunConfig, settings: LrRangeSettings, emit) -> LrCurv
         for group in optimizer.param_groups:
             group["lr"] = lr
         window = [next(batches) for _ in range(train.grad_accum)]
-        loss = accumulate_gradients(accelerator, loss_module, window, work.collate)
+        loss = accumulate_gradients(accelerator, loss_module, window, work.collate, train.max_tokens_per_forward)
         if not math.isfinite(loss):
             curve.stopped = f"the loss was not finite at lr {lr:.2e}"
             break
