@@ -35,7 +35,7 @@ from ..strategies.lora import check_4bit_possible
 from .batching import epoch_order, split_by_tokens
 from .checkpoint import CheckpointKeeper, export_artefact, restore_trainable_weights
 from .guards import DivergenceGuard, Interrupted, StopSignals
-from .resources import directory_bytes, peak_rss_bytes, reset_peak_rss
+from .resources import directory_bytes, peak_rss_bytes, release_free_memory, reset_peak_rss
 from .resume import open_metrics, prepare_run_dir, resume
 from .schedule import learning_rate_at
 from .workload import Workload, build_workload
@@ -131,6 +131,7 @@ def train(
         setup.precision,
     )
     write_run_metadata(run_dir, config, data)
+    release_free_memory()
     optimizer = torch.optim.AdamW(
         plan.trainable_parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
     )

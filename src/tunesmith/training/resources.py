@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import resource
 import sys
 from pathlib import Path
@@ -14,6 +16,16 @@ def reset_peak_rss() -> bool:
     except OSError:
         return False
     return True
+
+
+def release_free_memory() -> None:
+    """Give back to the OS what the allocator still holds of freed memory (glibc's malloc_trim): loading a
+    model leaves a heap of freed temporaries that would otherwise count in every later step's RSS."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
 
 
 def peak_rss_bytes() -> int:
