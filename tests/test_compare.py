@@ -2,10 +2,12 @@
 
 import json
 
+import pytest
 from tests.conftest import write_sentiment_csv
 
 from tunesmith.compare import compare, comparison_markdown, strategy_config
 from tunesmith.config import validate_config
+from tunesmith.errors import TunesmithError
 
 
 def sentiment_config(tmp_path, model_dir):
@@ -52,3 +54,15 @@ def test_compare_trains_each_strategy_and_writes_one_table(tmp_path, tiny_bert_d
     assert markdown == comparison_markdown(comparison)
     for row in saved["rows"]:
         assert f"{100 * row['metrics']['accuracy']:.1f}%" in markdown
+
+
+def test_an_error_in_a_strategy_s_process_is_raised_here_with_its_message_and_exit_code(tmp_path, tiny_bert_dir):
+    config = sentiment_config(tmp_path, tiny_bert_dir)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("tweet,sentiment\ngood day,positive\n,negative\n", encoding="utf-8")
+    broken = validate_config(
+        config.model_dump(mode="json") | {"data": config.data.model_dump(mode="json") | {"train": str(bad)}}
+    )
+    with pytest.raises(TunesmithError, match="bad.csv:3") as raised:
+        compare(broken, ["head"], max_steps=1)
+    assert raised.value.exit_code == 2

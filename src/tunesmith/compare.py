@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import gc
 import json
+import multiprocessing
+import queue as queues
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,6 +21,7 @@ from transformers import AutoModel
 from .base import load_base
 from .config import RunConfig, validate_config
 from .data.formats import read_examples
+from .errors import TunesmithError
 from .evaluate.drift import general_drift
 from .evaluate.general import general_passages
 from .evaluate.representation import representation_drift
@@ -101,8 +105,7 @@ def compare(
     for index, strategy in enumerate(strategies):
         emit(StrategyStarted(strategy, index, len(strategies)))
         run_config = strategy_config(config, strategy, max_steps)
-        result = train(run_config, on_event=emit, fresh=True)
-        gc.collect()
+        result = train_apart(run_config, emit)
         metrics, n, baseline = score_run(run_config, result)
         comparison.eval_examples, comparison.baseline = n, baseline
         comparison.metric_names = list(metrics)
@@ -115,6 +118,53 @@ def compare(
     atomic_write_text(out / "compare.json", comparison.as_json())
     atomic_write_text(out / "compare.md", comparison_markdown(comparison))
     return comparison
+
+
+def train_apart(config: RunConfig, emit: Callable) -> TrainResult:
+    """train() in a fresh process, so that each strategy's peak memory is its own (a process keeps the memory its
+    allocator once held, so the second strategy in one process would be charged for the first). Its events are
+    relayed to `emit` as they come; its errors are raised here with their message and exit code."""
+    context = multiprocessing.get_context("spawn")  # fork after torch has started its threads can deadlock
+    messages = context.Queue()
+    child = context.Process(target=_train_child, args=(config.model_dump(mode="json"), messages), daemon=True)
+    child.start()
+    try:
+        while True:
+            try:
+                kind, payload = messages.get(timeout=1.0)
+            except queues.Empty:
+                if not child.is_alive():
+                    raise TunesmithError(
+                        f"training {config.name} ended without a result (exit code {child.exitcode}; "
+                        "a negative code is the signal that killed it, e.g. -9 when memory ran out)"
+                    ) from None
+                continue
+            if kind == "event":
+                emit(payload)
+            elif kind == "result":
+                return payload
+            else:
+                error = (
+                    TunesmithError(payload["message"]) if payload["user_error"] else RuntimeError(payload["message"])
+                )
+                error.exit_code = payload["exit_code"]
+                raise error
+    finally:
+        child.join(timeout=60)
+        if child.is_alive():
+            child.terminate()
+
+
+def _train_child(raw: dict, messages) -> None:
+    try:
+        result = train(validate_config(raw), on_event=lambda event: messages.put(("event", event)), fresh=True)
+        messages.put(("result", result))
+    except BaseException as error:  # relayed whole: the parent raises it
+        user_error = isinstance(error, TunesmithError)
+        message = str(error) if user_error else traceback.format_exc()
+        messages.put(
+            ("error", {"message": message, "user_error": user_error, "exit_code": getattr(error, "exit_code", 1)})
+        )
 
 
 def score_run(config: RunConfig, result: TrainResult) -> tuple[dict[str, float], int, dict[str, float]]:
