@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from functools import partial
 
 import pytest
 from tests.conftest import VARIED_CHATS, write_jsonl
@@ -123,3 +124,26 @@ def test_data_check_rejects_an_unknown_task_in_one_line(tmp_path):
     result = tunesmith("data", "check", data, "--task", "chat")
     assert result.returncode == 2 and "--task: unknown task 'chat'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_train_evaluates_the_run_when_it_has_a_test_split_unless_told_not_to(tmp_path, tiny_model_dir, monkeypatch):
+    from typer.testing import CliRunner
+
+    from tunesmith.cli import app
+    from tunesmith.evaluate import run as evaluate_module
+
+    fast = dict(few_shot=1, memorisation_sample=2, general_passages=2, mmlu_questions=4, bootstrap=20)
+    monkeypatch.setattr(evaluate_module, "EvalOptions", partial(evaluate_module.EvalOptions, **fast))
+    data = write_jsonl(tmp_path / "train.jsonl", VARIED_CHATS)
+    config = run_yaml(tmp_path, tiny_model_dir, data)
+    config.write_text(config.read_text().replace(f"eval: {data},", f"eval: {data}, test: {data},"))
+    assert f"test: {data}" in config.read_text()
+    settings = ["--set", "eval.max_new_tokens=2", "--set", "eval.limit=2"]
+    skipped = CliRunner().invoke(app, ["train", str(config), "--no-eval", *settings])
+    assert skipped.exit_code == 0, skipped.output
+    run = tmp_path / "runs" / "cli"
+    assert not (run / "eval.json").exists()
+    evaluated = CliRunner().invoke(app, ["train", str(config), *settings])  # resumes the finished run, then evaluates
+    assert evaluated.exit_code == 0, evaluated.output
+    report = json.loads((run / "eval.json").read_text())
+    assert report["examples"] == 2 and "fine-tune or prompt" in evaluated.output

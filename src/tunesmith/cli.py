@@ -29,10 +29,14 @@ def train(
     output_dir: Path | None = typer.Option(None, help="Where runs are written."),
     name: str | None = typer.Option(None, help="Run name."),
     fresh: bool = typer.Option(False, "--fresh", help="Start over instead of resuming the run's checkpoints."),
+    evaluate: bool = typer.Option(
+        True, "--eval/--no-eval", help="When the run has data.test: run `tunesmith eval` on it at the end."
+    ),
 ) -> None:
     """Fine-tune the base in CONFIG on its data and write a run directory.
 
-    Re-running the same command resumes from the newest valid checkpoint (bit-exact); --fresh starts over."""
+    Re-running the same command resumes from the newest valid checkpoint (bit-exact); --fresh starts over.
+    With data.test in CONFIG, the run is then evaluated as `tunesmith eval RUN_DIR` would (--no-eval skips it)."""
     from .config import load_config
     from .render import EventRenderer, print_train_result
     from .training.loop import train as train_stage
@@ -47,6 +51,25 @@ def train(
     with EventRenderer() as renderer:
         result = train_stage(run_config, on_event=renderer, fresh=fresh)
     print_train_result(result)
+    if evaluate and run_config.data.test is not None and run_config.task in EVALUATED_TASKS:
+        evaluate_after_training(result.run_dir)
+
+
+EVALUATED_TASKS = ("sft",)
+
+
+def evaluate_after_training(run_dir: Path) -> None:
+    """`tunesmith eval RUN_DIR` with its defaults; prints the verdicts and where the report is."""
+    from .evaluate.report import verdicts
+    from .evaluate.run import EvalOptions, evaluate_run
+    from .render import EventRenderer, out
+    from .render_data import print_markdown, print_written
+
+    out.print(f"evaluating {run_dir} on its test split (skip with --no-eval)")
+    with EventRenderer() as renderer:
+        result = evaluate_run(run_dir, EvalOptions(), on_event=renderer)
+    print_markdown(verdicts(result.report))
+    print_written((result.json_path, result.md_path))
 
 
 @app.command()
