@@ -107,5 +107,5 @@ def test_runs_of_other_tasks_are_refused_with_one_line(tmp_path, tiny_run):
     shutil.copytree(tiny_run, run)
     raw = yaml.safe_load((run / "run.yaml").read_text()) | {"task": "text"}
     (run / "run.yaml").write_text(yaml.safe_dump(raw))
-    with pytest.raises(ConfigError, match="scores generation \\(sft\\) runs; this is a text run"):
+    with pytest.raises(ConfigError, match="scores sft and classify runs; this is a text run"):
         evaluate_run(run, EvalOptions())

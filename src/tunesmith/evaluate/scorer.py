@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .classify import score_classes
 from .fmt import SchemaCheck, json_format
 from .generate import Generation
 from .gotchas import invented_names
@@ -111,7 +112,40 @@ class GenerationScorer:
         return row
 
 
+@dataclass(frozen=True)
+class Prediction:
+    """One classified example: predicted and gold class ids."""
+
+    predicted: int
+    gold: int
+
+
+class ClassScorer:
+    """Class predictions against gold labels: accuracy (primary), macro-F1, and precision / recall per label."""
+
+    primary = "accuracy"
+    lower_is_better: frozenset[str] = frozenset()
+
+    def __init__(self, labels: Sequence[str]):
+        self.labels = list(labels)
+
+    def aggregate(self, scores: Sequence[Prediction]) -> dict[str, float]:
+        s = score_classes([p.predicted for p in scores], [p.gold for p in scores], self.labels)
+        row = {"accuracy": s.accuracy, "macro-F1": s.macro_f1}
+        for label in self.labels:
+            row[f"precision: {label}"] = s.per_label_precision[label]
+            row[f"recall: {label}"] = s.per_label_recall[label]
+        return row
+
+
 def is_json_task(references: Sequence[str]) -> bool:
     """Most references are JSON lists or objects: an extraction task."""
     parsed = [parse_json(r) for r in references]
     return sum(isinstance(v, list | dict) for v in parsed) * 2 > len(references)
+
+
+def column_table(scorer: Scorer, scores: dict[str, Sequence[Any]]) -> dict[str, dict[str, float]]:
+    """{metric: {column: value}}: each column's per-example scores aggregated, one row per metric."""
+    by_column = {name: scorer.aggregate(column) for name, column in scores.items()}
+    first = next(iter(by_column.values()))
+    return {metric: {column: row[metric] for column, row in by_column.items()} for metric in first}
