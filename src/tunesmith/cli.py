@@ -147,6 +147,9 @@ def eval_run(
     slice_by: str | None = typer.Option(
         None, help="Field (or CSV column) of the eval records: the primary metric per value (bias)."
     ),
+    qa: bool = typer.Option(
+        False, "--qa", help="Questions about a context in the prompt: report unsupported answers and abstention."
+    ),
     few_shot: int = typer.Option(3, help="Training examples shown to the base in the few-shot column."),
     mmlu: int | None = typer.Option(None, help="General multiple-choice questions for forgetting (of 200 shipped)."),
     passages: int | None = typer.Option(None, help="General text passages for drift (of 100 shipped)."),
@@ -164,6 +167,7 @@ def eval_run(
         constrain=constrain,
         schema=schema,
         slice_by=slice_by,
+        qa=qa,
         few_shot=few_shot,
         mmlu_questions=mmlu,
         general_passages=passages,

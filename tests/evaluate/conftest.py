@@ -3,9 +3,10 @@ that read its report."""
 
 import csv
 import json
+import shutil
 
 import pytest
-from tests.conftest import SENTIMENT_ROWS, write_jsonl, write_sentiment_csv
+from tests.conftest import SENTIMENT_ROWS, chat, write_jsonl, write_sentiment_csv
 
 from tunesmith.config import validate_config
 from tunesmith.evaluate.run import EvalOptions, evaluate_run
@@ -54,6 +55,23 @@ def tiny_eval(tiny_run):
     events = []
     result = evaluate_run(tiny_run, EvalOptions(slice_by="group", **FAST), on_event=events.append)
     return result, events
+
+
+def qa_record(i: int) -> dict:
+    """A question about the context in the user turn; every other one cannot be answered from it."""
+    question = "Who lent money?" if i % 2 else "Why?"
+    answer = f"Bank{i}" if i % 2 else "unanswerable"
+    return chat(f"Context: Bank{i} lent money to Person{i} in City{i} .\nQuestion: {question}", answer)
+
+
+@pytest.fixture(scope="session")
+def tiny_qa_eval(tiny_run, tmp_path_factory):
+    """The tiny run evaluated with --qa on questions about a context (on a copy of the run, so tiny_eval's files
+    stay as they were)."""
+    root = tmp_path_factory.mktemp("tiny-qa")
+    run = shutil.copytree(tiny_run, root / "run")
+    data = write_jsonl(root / "qa.jsonl", [qa_record(i) for i in range(4)])
+    return evaluate_run(run, EvalOptions(data=data, qa=True, **FAST)), []
 
 
 def write_channel_csv(path, rows):

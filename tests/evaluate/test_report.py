@@ -67,7 +67,7 @@ def scrambled(report, seed):
     return walk(copy.deepcopy(report))
 
 
-EVALS = ["tiny_eval", "tiny_classify_eval"]  # a generation run and a classification run
+EVALS = ["tiny_eval", "tiny_qa_eval", "tiny_classify_eval"]  # extraction, questions about a context (--qa), classify
 
 
 @pytest.mark.parametrize("evaluated", EVALS)

@@ -19,6 +19,7 @@ class EvalOptions:
     constrain: str | None = None  # "json": every column decodes under a JSON constraint
     schema: Path | None = None  # JSON Schema file: compliance is reported (and constrains with constrain="json")
     slice_by: str | None = None  # a field of the data's records: the primary metric per value (bias)
+    qa: bool = False  # questions about a context in the prompt: unsupported answers and abstention (not JSON tasks)
     few_shot: int = 3
     memorisation_sample: int = 50  # training prompts the tuned model answers for the memorisation probe
     general_passages: int | None = None  # general text passages for drift (default: all 100 shipped)

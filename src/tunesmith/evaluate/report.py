@@ -43,7 +43,7 @@ def write_eval(report: dict[str, Any], run_dir: Path) -> tuple[Path, Path]:
 
 def eval_markdown(report: dict[str, Any]) -> str:
     parts = [header(report), table(report), confusion(report), verdicts(report), overfitting(report)]
-    parts += [memorisation(report), forgetting(report), bias(report), fine_tune_or_prompt(report)]
+    parts += [grounding(report), memorisation(report), forgetting(report), bias(report), fine_tune_or_prompt(report)]
     parts += [not_applicable(report), timing(report)]
     return "\n\n".join(p for p in parts if p) + "\n"
 
@@ -122,6 +122,20 @@ def overfitting(report: dict[str, Any]) -> str:
     exported = section["exported_step"] if section["exported_step"] is not None else "n/a"
     lines.append(f"\nBest eval loss at step {section['best_step']}; exported checkpoint: step {exported}.")
     return "\n".join(lines)
+
+
+def grounding(report: dict[str, Any]) -> str:
+    qa = report.get("qa")
+    if not qa:
+        return ""
+    phrases = ", ".join(f'"{p}"' for p in qa["abstention_phrases"])
+    return (
+        "## Questions about a context (--qa)\n\n"
+        f"{qa['answerable']} answerable and {qa['unanswerable']} unanswerable questions (the reference declines). "
+        "An answer is unsupported when it does not decline and uses a content word (stopwords aside, numbers kept) "
+        f"that the prompt does not; the references themselves: {pct(qa['reference_unsupported'])}. "
+        f"An answer declines when it says one of: {phrases}."
+    )
 
 
 def memorisation(report: dict[str, Any]) -> str:

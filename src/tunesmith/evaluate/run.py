@@ -26,7 +26,16 @@ from .gotchas import Verdict, overfitting
 from .metrics import exact_match
 from .models import Generator, Models
 from .options import Clock, EvalOptions, EvalResult, held_out_path
-from .probes import bias, forgetting, forgetting_verdicts, memorisation_verdict, slice_values, task_verdicts
+from .probes import (
+    bias,
+    forgetting,
+    forgetting_verdicts,
+    memorisation_verdict,
+    qa_section,
+    qa_verdicts,
+    slice_values,
+    task_verdicts,
+)
 from .report import write_eval
 from .scorer import GenerationScorer, column_table, is_json_task
 
@@ -44,6 +53,8 @@ class Inputs:
     train: list[Example]
     slices: list[str] | None
     schema: dict[str, Any] | None
+    json_task: bool  # most references are JSON (scorer.is_json_task)
+    quotable: list[str]  # per example, the prompt text its answer may quote from
 
 
 def read_inputs(run_dir: Path, config, options: EvalOptions) -> Inputs:
@@ -57,7 +68,11 @@ def read_inputs(run_dir: Path, config, options: EvalOptions) -> Inputs:
     schema = read_schema(options.schema) if options.schema else None
     train = read_examples(config.data.train, config.data.format)
     references = [e.messages[-1].content for e in examples]
-    return Inputs(config, data_path, examples, references, train, slices, schema)
+    json_task = is_json_task(references)
+    if options.qa and json_task:
+        raise ConfigError(f"--qa: the answers in {data_path} are JSON; its hallucination probe is invented entities")
+    quotable = [context_text(e) if options.qa else user_text(e) for e in examples]
+    return Inputs(config, data_path, examples, references, train, slices, schema, json_task, quotable)
 
 
 def load_models(run_dir: Path, config, tuned: TunedModel | None, base_model) -> Models:
@@ -101,14 +116,17 @@ def evaluate_run(
         models = load_models(run_dir, inputs.config, tuned, base_model)
         constraint = JsonConstraint(models.tokenizer, inputs.schema) if options.constrain == "json" else None
     schema = SchemaCheck(inputs.schema) if inputs.schema else None
-    scorer = GenerationScorer(is_json_task(inputs.references), schema, bool(constraint))
+    scorer = GenerationScorer(inputs.json_task, schema, bool(constraint), options.qa)
     shots = pick_shots(inputs.train, options.few_shot)
     batch_size = options.batch_size or inputs.config.eval.batch_size
     max_new_tokens = options.max_new_tokens or inputs.config.eval.max_new_tokens
     generator = Generator(models, batch_size, max_new_tokens, constraint, emit)
-    answers, scores = answer_all(generator, scorer, inputs.examples, inputs.references, shots, clock)
+    answers, scores = answer_all(generator, scorer, inputs, shots, clock)
     report = table_report(run_dir, inputs, options, scorer, scores, shots)
     verdicts = task_verdicts(report["table"], scorer, options.thresholds)
+    if options.qa:
+        report["qa"] = qa_section(inputs.references, inputs.quotable)
+        verdicts += qa_verdicts(report["table"], report["qa"], options.thresholds)
     with clock("overfitting"):
         fit = overfitting(run_dir, options.thresholds)
         report["overfitting"] = {k: v for k, v in asdict(fit).items() if k != "verdicts"}
@@ -129,8 +147,9 @@ def evaluate_run(
     return EvalResult(report, *write_eval(report, run_dir))
 
 
-def answer_all(generator: Generator, scorer, examples, references, shots, clock: Clock) -> tuple[dict, dict]:
+def answer_all(generator: Generator, scorer, inputs: Inputs, shots, clock: Clock) -> tuple[dict, dict]:
     """Answers and per-example scores of the three columns: base zero-shot, base few-shot, tuned."""
+    examples = inputs.examples
     conditions = {
         "base zero-shot": (True, [zero_shot_prompt(e) for e in examples]),
         f"base few-shot (k={len(shots)})": (True, [few_shot_prompt(e, shots) for e in examples]),
@@ -140,7 +159,7 @@ def answer_all(generator: Generator, scorer, examples, references, shots, clock:
     for name, (as_base, prompts) in conditions.items():
         with clock(name):
             answers[name] = generator(name, prompts, as_base)
-        rows = zip(answers[name], references, map(user_text, examples), strict=True)
+        rows = zip(answers[name], inputs.references, inputs.quotable, strict=True)
         scores[name] = [scorer.score(*row) for row in rows]
     return answers, scores
 
@@ -177,8 +196,14 @@ def run_dtype(config):
 
 
 def user_text(example: Example) -> str:
-    """What the answer may quote from: the user turns of the example's own prompt (not the system message)."""
+    """What an entity name may be copied from: the user turns of the example's own prompt (not the system message)."""
     return "\n".join(m.content for m in example.messages[:-1] if m.role == "user")
+
+
+def context_text(example: Example) -> str:
+    """What a --qa answer may draw on: the system and user turns of the example's own prompt (never the few-shot
+    examples, which belong to other questions)."""
+    return "\n".join(m.content for m in example.messages[:-1] if m.role in ("system", "user"))
 
 
 def memorisation(generator: Generator, train: Sequence[Example], shots, tuned_scores, options: EvalOptions) -> dict:

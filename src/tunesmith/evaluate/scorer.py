@@ -14,8 +14,12 @@ from typing import Any, Protocol
 from .classify import score_classes
 from .fmt import SchemaCheck, json_format
 from .generate import Generation
-from .gotchas import invented_names
+from .gotchas import abstains, invented_names, unsupported_words
 from .metrics import INVALID, exact_match, find_json, list_items, parse_json, rouge_l, token_f1
+
+UNSUPPORTED = "unsupported answers"
+ABSTENTION = "abstention on unanswerable"
+FALSE_ABSTENTION = "false abstention on answerable"
 
 
 class Scorer(Protocol):
@@ -41,6 +45,9 @@ class AnswerScore:
     expected: int
     invented: int  # entity names in the answer that do not occur in the prompt
     names: int  # entity names in the answer
+    abstained: bool = False  # qa: the answer declines (gotchas.ABSTENTION_PHRASES)
+    unanswerable: bool = False  # qa: the reference declines
+    unsupported: bool = False  # qa: the answer does not decline and has a content word the prompt never uses
 
 
 def share(flags: Sequence[bool]) -> float:
@@ -61,13 +68,14 @@ class GenerationScorer:
     """Generated text against a reference text; JSON metrics when the task's answers are JSON.
 
     `json_task`: most references parse as JSON (an extraction task): validity, entity F1 and the invented-entity
-    rate are reported and entity F1 is the primary metric; otherwise token F1 is."""
+    rate are reported and entity F1 is the primary metric; otherwise token F1 is.
+    `qa`: questions about a context in the prompt: the unsupported-answer rate and abstention are reported."""
 
-    def __init__(self, json_task: bool, schema: SchemaCheck | None = None, format_rows: bool = False):
-        self.json_task, self.schema = json_task, schema
+    def __init__(self, json_task: bool, schema: SchemaCheck | None = None, format_rows: bool = False, qa: bool = False):
+        self.json_task, self.schema, self.qa = json_task, schema, qa
         self.format_rows = json_task or format_rows or schema is not None
         self.primary = "entity F1" if json_task else "token F1"
-        self.lower_is_better = frozenset({"extra text", "invented entities"})
+        self.lower_is_better = frozenset({"extra text", "invented entities", UNSUPPORTED, FALSE_ABSTENTION})
 
     def score(self, generation: Generation, reference: str, prompt_text: str) -> AnswerScore:
         text = generation.text
@@ -89,7 +97,14 @@ class GenerationScorer:
             sum(want.values()),
             invented,
             names,
+            *(self.grounding(text, reference, prompt_text) if self.qa else ()),
         )
+
+    @staticmethod
+    def grounding(text: str, reference: str, prompt_text: str) -> tuple[bool, bool, bool]:
+        """(abstained, unanswerable, unsupported) of one answer to a question about the prompt's context."""
+        declined = abstains(text)
+        return declined, abstains(reference), not declined and bool(unsupported_words(text, prompt_text))
 
     def aggregate(self, scores: Sequence[AnswerScore]) -> dict[str, float]:
         row = {
@@ -108,8 +123,23 @@ class GenerationScorer:
             row |= {"entity precision": precision, "entity recall": recall, "entity F1": score}
             names = sum(s.names for s in scores)
             row["invented entities"] = sum(s.invented for s in scores) / names if names else 0.0
+        if self.qa:
+            row |= grounding_rows(scores)
         row["stopped"] = share([s.stopped for s in scores])
         return row
+
+
+def grounding_rows(scores: Sequence[AnswerScore]) -> dict[str, float]:
+    """Unsupported answers among those that do not decline; how often the model declines, by question kind (a row
+    only where the data has questions of that kind)."""
+    row = {UNSUPPORTED: share([s.unsupported for s in scores if not s.abstained])}
+    unanswerable = [s.abstained for s in scores if s.unanswerable]
+    answerable = [s.abstained for s in scores if not s.unanswerable]
+    if unanswerable:
+        row[ABSTENTION] = share(unanswerable)
+    if answerable:
+        row[FALSE_ABSTENTION] = share(answerable)
+    return row
 
 
 @dataclass(frozen=True)
