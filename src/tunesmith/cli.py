@@ -161,17 +161,25 @@ def chat(
 @app.command("eval")
 def eval_run(
     run_dir: Path = typer.Argument(..., help="A run directory written by `tunesmith train`."),
-    data: Path | None = typer.Option(None, "--data", help="Held-out chat examples (default: the run's data.test)."),
+    data: Path | None = typer.Option(
+        None, "--data", help="Held-out examples: chats, or text + label rows for a classify run (default: data.test)."
+    ),
     limit: int | None = typer.Option(None, help="Evaluate at most N examples (default: the run's eval.limit)."),
     constrain: str | None = typer.Option(None, help="json: decode every column under a JSON constraint."),
     schema: Path | None = typer.Option(None, help="JSON Schema file: report compliance (--constrain json follows it)."),
-    slice_by: str | None = typer.Option(None, help="Field of the eval records: the primary metric per value (bias)."),
+    slice_by: str | None = typer.Option(
+        None, help="Field (or CSV column) of the eval records: the primary metric per value (bias)."
+    ),
+    qa: bool = typer.Option(
+        False, "--qa", help="Questions about a context in the prompt: report unsupported answers and abstention."
+    ),
     few_shot: int = typer.Option(3, help="Training examples shown to the base in the few-shot column."),
     mmlu: int | None = typer.Option(None, help="General multiple-choice questions for forgetting (of 200 shipped)."),
     passages: int | None = typer.Option(None, help="General text passages for drift (of 100 shipped)."),
     as_json: bool = typer.Option(False, "--json", help="Print eval.json instead of the markdown report."),
 ) -> None:
-    """Base zero-shot | base few-shot | tuned on held-out data, with the gotcha verdicts; writes eval.json + eval.md."""
+    """Base zero-shot | base few-shot | tuned (classify runs: majority class | tuned) on held-out data, with the gotcha
+    verdicts; writes eval.json + eval.md."""
     from .evaluate.run import EvalOptions, evaluate_run
     from .render import EventRenderer
     from .render_data import print_markdown, print_written
@@ -182,6 +190,7 @@ def eval_run(
         constrain=constrain,
         schema=schema,
         slice_by=slice_by,
+        qa=qa,
         few_shot=few_shot,
         mmlu_questions=mmlu,
         general_passages=passages,

@@ -49,6 +49,12 @@ def read_labels(run_dir: Path) -> list[str] | None:
     return json.loads(path.read_text(encoding="utf-8"))["labels"] if path.is_file() else None
 
 
+def read_train_summary(run_dir: Path) -> dict:
+    """train_summary.json of a finished run ({} before the run has finished)."""
+    path = Path(run_dir) / "train_summary.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
 def classifier_kwargs(labels: list[str]) -> dict:
     return {
         "num_labels": len(labels),

@@ -5,13 +5,25 @@ import json
 import pytest
 from tests.conftest import chat, write_jsonl
 
+from tunesmith.config import validate_config
 from tunesmith.data.formats import read_examples
 from tunesmith.errors import ConfigError
 from tunesmith.evaluate.generate import Generation
-from tunesmith.evaluate.gotchas import FAIL, OK, WARN, Thresholds, invented_names, overfitting
-from tunesmith.evaluate.probes import bias, memorisation_verdict, slice_values, task_verdicts
-from tunesmith.evaluate.run import memorisation
-from tunesmith.evaluate.scorer import GenerationScorer
+from tunesmith.evaluate.gotchas import (
+    FAIL,
+    OK,
+    WARN,
+    Thresholds,
+    abstains,
+    content_words,
+    invented_names,
+    overfitting,
+    unsupported_words,
+)
+from tunesmith.evaluate.options import Clock, EvalOptions
+from tunesmith.evaluate.probes import bias, memorisation_verdict, qa_section, qa_verdicts, slice_values, task_verdicts
+from tunesmith.evaluate.run import answer_all, memorisation, read_inputs
+from tunesmith.evaluate.scorer import ABSTENTION, FALSE_ABSTENTION, UNSUPPORTED, GenerationScorer, column_table
 
 SENTENCE = "Acme Bank lent Jane Doe $5m in Boston ."
 
@@ -178,3 +190,86 @@ def test_a_really_overfit_run_gets_the_overfitting_fail(tmp_path, tiny_model_dir
     early, exported = fit.verdicts
     assert early.status == FAIL and fit.train_falling, early.note
     assert exported.status == OK and fit.best_step < result.steps  # the best, not the last, was exported
+
+
+# --- questions about a context (--qa) ------------------------------------------------------------------------
+
+QA_SYSTEM = "Answer from the context only. Amounts are in euros."
+
+
+def qa_chat(i: int, answerable: bool = True) -> dict:
+    context = f"Context: Bank{i} lent 5 million to Person{i} in 2019 ."
+    if answerable:
+        return chat(f"{context}\nQuestion: Who lent money to Person{i}?", f"Bank{i}", system=QA_SYSTEM)
+    return chat(f"{context}\nQuestion: What is the name of Person{i}'s dog?", "Not mentioned.", system=QA_SYSTEM)
+
+
+class PlantedGenerator:
+    """A 'model' whose answer is a function of the question's own user turn (the last message of the prompt)."""
+
+    def __init__(self, answer):
+        self.answer = answer
+
+    def __call__(self, name, prompts, base):
+        return [Generation(self.answer(p[-1]["content"]), True, 3) for p in prompts]
+
+
+def lender(question: str) -> str:
+    return question.split()[1]  # "Context: Bank3 lent ..." -> "Bank3"
+
+
+def qa_table(tmp_path, records, generator) -> tuple[dict, dict]:
+    """Every column answered by the planted generator, scored as `tunesmith eval --qa` scores them."""
+    path = write_jsonl(tmp_path / "qa.jsonl", records)
+    config = validate_config({"name": "qa", "base": "unused", "data": {"train": str(path), "test": str(path)}})
+    inputs = read_inputs(tmp_path, config, EvalOptions(qa=True))
+    scorer = GenerationScorer(json_task=False, qa=True)
+    _, scores = answer_all(generator, scorer, inputs, [], Clock())
+    return column_table(scorer, scores), qa_section(inputs.references, inputs.quotable)
+
+
+def test_content_words_keep_numbers_and_drop_stopwords_and_abstention_phrases_are_found():
+    assert content_words("The loan was 5 million in 2019") == {"loan", "5", "million", "2019"}
+    assert unsupported_words("Bank3 lent 6 million", "Context: BANK3 lent 5 million.") == {"6"}
+    assert abstains("I DON\u2019T   know.") and abstains("That is not mentioned in the passage.")
+    assert abstains("This question is unanswerable") and not abstains("Bank3")
+
+
+def test_an_answer_copied_from_the_context_is_supported_and_an_invented_name_fails(tmp_path):
+    records = [qa_chat(i) for i in range(6)]
+    # "euros" occurs only in the system message: the context is the system and the user turns
+    copying = PlantedGenerator(lambda q: f"{lender(q)} lent 5 million euros")
+    table, section = qa_table(tmp_path, records, copying)
+    assert set(table[UNSUPPORTED].values()) == {0.0} and ABSTENTION not in table
+    assert section == section | {"answerable": 6, "unanswerable": 0, "reference_unsupported": 0.0}
+    (verdict,) = qa_verdicts(table, section, Thresholds())
+    assert verdict.gotcha == "hallucination" and verdict.status == OK
+
+    inventing = PlantedGenerator(lambda q: f"{lender(q)} and Globex")
+    table, section = qa_table(tmp_path, records, inventing)
+    assert table[UNSUPPORTED]["tuned"] == 1.0
+    assert qa_verdicts(table, section, Thresholds())[0].status == FAIL
+
+
+def test_on_unanswerable_questions_a_model_that_always_answers_never_abstains_and_a_careful_one_always_does(tmp_path):
+    records = [qa_chat(i, answerable=i % 2 == 0) for i in range(8)]
+    always = PlantedGenerator(lender)  # a supported span even where the question cannot be answered
+    table, section = qa_table(tmp_path, records, always)
+    assert (section["answerable"], section["unanswerable"]) == (4, 4)
+    assert table[ABSTENTION]["tuned"] == 0.0 and table[FALSE_ABSTENTION]["tuned"] == 0.0
+    assert table[UNSUPPORTED]["tuned"] == 0.0
+    assert [(v.gotcha, v.status) for v in qa_verdicts(table, section, Thresholds())] == [
+        ("hallucination", OK),
+        ("abstention", FAIL),
+    ]
+
+    careful = PlantedGenerator(lambda q: "I don't know." if "dog" in q else lender(q))
+    table, section = qa_table(tmp_path, records, careful)
+    assert table[ABSTENTION] == {"base zero-shot": 1.0, "base few-shot (k=0)": 1.0, "tuned": 1.0}
+    assert table[FALSE_ABSTENTION]["tuned"] == 0.0
+    assert qa_verdicts(table, section, Thresholds())[1].status == OK
+
+    refusing = PlantedGenerator(lambda q: "The context provides insufficient information.")
+    table, section = qa_table(tmp_path, records, refusing)
+    assert table[ABSTENTION]["tuned"] == 1.0 and table[FALSE_ABSTENTION]["tuned"] == 1.0
+    assert "declined 100.0% of the answerable ones" in qa_verdicts(table, section, Thresholds())[1].note

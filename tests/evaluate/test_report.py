@@ -5,6 +5,8 @@ import json
 import random
 import re
 
+import pytest
+
 from tunesmith.evaluate.report import eval_markdown, num, pct, points, signed
 
 NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?(?: pts|%)?")
@@ -65,14 +67,19 @@ def scrambled(report, seed):
     return walk(copy.deepcopy(report))
 
 
-def test_eval_md_is_rendered_from_eval_json_alone(tiny_eval):
-    result, _ = tiny_eval
+EVALS = ["tiny_eval", "tiny_qa_eval", "tiny_classify_eval"]  # extraction, questions about a context (--qa), classify
+
+
+@pytest.mark.parametrize("evaluated", EVALS)
+def test_eval_md_is_rendered_from_eval_json_alone(evaluated, request):
+    result, _ = request.getfixturevalue(evaluated)
     from_disk = json.loads(result.json_path.read_text(encoding="utf-8"))
     assert result.md_path.read_text(encoding="utf-8") == eval_markdown(from_disk)
 
 
-def test_every_number_in_eval_md_is_in_eval_json(tiny_eval):
-    report = json.loads(tiny_eval[0].json_path.read_text(encoding="utf-8"))
+@pytest.mark.parametrize("evaluated", EVALS)
+def test_every_number_in_eval_md_is_in_eval_json(evaluated, request):
+    report = json.loads(request.getfixturevalue(evaluated)[0].json_path.read_text(encoding="utf-8"))
     assert not unexplained(report)
     for seed in range(3):
         assert not unexplained(scrambled(report, seed))

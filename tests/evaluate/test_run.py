@@ -38,6 +38,17 @@ def test_the_report_has_three_columns_every_metric_and_a_verdict_per_gotcha(tiny
     assert any(p.startswith("tuned answers 6 prompts") for p in phases)
 
 
+def test_qa_adds_unsupported_answers_and_abstention_to_every_column_and_their_verdicts(tiny_qa_eval):
+    report = tiny_qa_eval[0].report
+    assert report["primary_metric"] == "token F1" and "invented entities" not in report["table"]
+    for row in ("unsupported answers", "abstention on unanswerable", "false abstention on answerable"):
+        assert list(report["table"][row]) == report["columns"]
+    assert report["qa"] == report["qa"] | {"answerable": 2, "unanswerable": 2, "reference_unsupported": 0.0}
+    gotchas = [v["gotcha"] for v in report["verdicts"]]
+    assert gotchas[:2] == ["hallucination", "abstention"] and "unsupported answers" in report["lower_is_better"]
+    assert "## Questions about a context (--qa)" in tiny_qa_eval[0].md_path.read_text()
+
+
 def test_a_peft_run_is_evaluated_with_one_copy_of_the_weights(tiny_run, monkeypatch):
     """The base answers through the adapter's disable_adapter(), so the base is never loaded twice."""
     import tunesmith.runs as runs
@@ -54,6 +65,8 @@ def test_unknown_constraint_and_missing_slice_field_are_config_errors(tiny_run):
         evaluate_run(tiny_run, EvalOptions(constrain="yaml"))
     with pytest.raises(ConfigError, match="has a field 'gender'"):
         evaluate_run(tiny_run, EvalOptions(slice_by="gender"))
+    with pytest.raises(ConfigError, match="--qa: the answers in .*test.jsonl are JSON"):
+        evaluate_run(tiny_run, EvalOptions(qa=True))
 
 
 def test_drift_memory_does_not_grow_with_the_amount_of_text(tmp_path):
@@ -107,5 +120,5 @@ def test_runs_of_other_tasks_are_refused_with_one_line(tmp_path, tiny_run):
     shutil.copytree(tiny_run, run)
     raw = yaml.safe_load((run / "run.yaml").read_text()) | {"task": "text"}
     (run / "run.yaml").write_text(yaml.safe_dump(raw))
-    with pytest.raises(ConfigError, match="scores generation \\(sft\\) runs; this is a text run"):
+    with pytest.raises(ConfigError, match="scores sft and classify runs; this is a text run"):
         evaluate_run(run, EvalOptions())

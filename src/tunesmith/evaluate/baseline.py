@@ -75,8 +75,12 @@ def fine_tune_or_prompt(
     metric_name: str,
     train_seconds: float | None,
     resamples: int = 1000,
+    against: str = "prompting",
+    gotcha: str = "fine-tune or prompt",
 ) -> tuple[Lift, Verdict]:
-    """Tuned against the best baseline on the primary metric: ok when the whole interval is a gain."""
+    """Tuned against the best baseline on the primary metric: ok when the whole interval is a gain.
+
+    `against` names the kind of baseline in the verdict's note (a classifier is judged against the majority class)."""
     name = max(baselines, key=lambda b: metric(baselines[b]))
     tuned_value, base_value = metric(tuned), metric(baselines[name])
     low, high = paired_bootstrap(tuned, baselines[name], metric, resamples)
@@ -85,9 +89,9 @@ def fine_tune_or_prompt(
     cost = f"; training took {train_seconds:.0f} s" if train_seconds is not None else ""
     meaning = {
         OK: "fine-tuning pays",
-        WARN: "no clear gain over prompting",
-        FAIL: "prompting does better",
+        WARN: f"no clear gain over {against}",
+        FAIL: f"{against} does better",
     }[status]
     note = f"{meaning} (tuned {tuned_value:.1%} vs {name} {base_value:.1%}), 95% CI [{low:+.3f}, {high:+.3f}]{cost}"
-    verdict = Verdict("fine-tune or prompt", status, f"{metric_name} lift", lift.lift, None, None, False, note, "lift")
+    verdict = Verdict(gotcha, status, f"{metric_name} lift", lift.lift, None, None, False, note, "lift")
     return lift, verdict

@@ -15,6 +15,8 @@ class ClassificationScores:
     accuracy: float
     macro_f1: float
     per_label_f1: dict[str, float]
+    per_label_precision: dict[str, float]  # 0 for a label never predicted
+    per_label_recall: dict[str, float]  # 0 for a label absent from the gold labels
     confusion: list[list[int]]  # confusion[gold][predicted], in the order of `labels`
     labels: list[str]
     majority_label: str  # the most frequent gold label (of the data scored)
@@ -28,6 +30,10 @@ def f1(tp: int, fp: int, fn: int) -> float:
     return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
 
 
+def ratio(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
+
+
 def score_classes(predicted: Sequence[int], gold: Sequence[int], labels: Sequence[str]) -> ClassificationScores:
     """Scores of class-id predictions against gold ids (macro-F1: the unweighted mean of per-label F1)."""
     if len(predicted) != len(gold) or not gold:
@@ -36,12 +42,13 @@ def score_classes(predicted: Sequence[int], gold: Sequence[int], labels: Sequenc
     confusion = [[0] * k for _ in range(k)]
     for p, g in zip(predicted, gold, strict=True):
         confusion[g][p] += 1
-    per_label = {}
+    per_label, precision, recall = {}, {}, {}
     for i, name in enumerate(labels):
         tp = confusion[i][i]
         fp = sum(confusion[g][i] for g in range(k)) - tp
         fn = sum(confusion[i]) - tp
         per_label[name] = f1(tp, fp, fn)
+        precision[name], recall[name] = ratio(tp, tp + fp), ratio(tp, tp + fn)
     present = [i for i in range(k) if sum(confusion[i]) or sum(confusion[g][i] for g in range(k))]
     majority, count = Counter(gold).most_common(1)[0]
     return ClassificationScores(
@@ -49,6 +56,8 @@ def score_classes(predicted: Sequence[int], gold: Sequence[int], labels: Sequenc
         accuracy=sum(p == g for p, g in zip(predicted, gold, strict=True)) / len(gold),
         macro_f1=sum(per_label[labels[i]] for i in present) / len(present),
         per_label_f1=per_label,
+        per_label_precision=precision,
+        per_label_recall=recall,
         confusion=confusion,
         labels=list(labels),
         majority_label=labels[majority],
@@ -63,10 +72,14 @@ def predict_classes(
     collate: Callable[[Sequence], dict[str, torch.Tensor]],
     batch_size: int,
     device: torch.device,
+    on_progress: Callable[[int], None] | None = None,
 ) -> list[int]:
     """Argmax class of every example, streamed batch by batch (nothing but the ids is kept)."""
     predicted: list[int] = []
     for start in range(0, len(examples), batch_size):
-        batch = {k: v.to(device) for k, v in collate(examples[start : start + batch_size]).items()}
+        chunk = examples[start : start + batch_size]
+        batch = {k: v.to(device) for k, v in collate(chunk).items()}
         predicted += logits_of(**batch).argmax(dim=-1).tolist()
+        if on_progress:
+            on_progress(len(chunk))
     return predicted

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .metrics import words
+
 OK, WARN, FAIL = "ok", "warn", "fail"
 
 
@@ -42,6 +44,10 @@ class Thresholds:
     nll_increase_fail: float = 0.20
     mmlu_drop_warn: float = 0.05  # accuracy points lost on the general multiple-choice probe
     mmlu_drop_fail: float = 0.10
+    unsupported_warn: float = 0.10  # --qa: share of non-abstaining answers with a content word not in the prompt
+    unsupported_fail: float = 0.25
+    abstention_warn: float = 0.70  # --qa: share of unanswerable questions the model declines, below these
+    abstention_fail: float = 0.40
     slice_gap_warn: float = 0.10  # primary metric between the best and the worst slice
     slice_gap_fail: float = 0.25
     min_slice: int = 5  # slices smaller than this are listed but not compared
@@ -87,6 +93,44 @@ def invented_names(value: Any, prompt_text: str) -> tuple[int, int]:
     source = normalise(prompt_text)
     names = [normalise(n) for n in entity_names(value) if n.strip()]
     return sum(n not in source for n in names), len(names)
+
+
+# Answers to questions about a given context (--qa): an answer is supported when every content word of it occurs
+# in the prompt; declining to answer is judged against whether the reference declines.
+
+ABSTENTION_PHRASES = (
+    "i don't know",
+    "i do not know",
+    "cannot be answered",
+    "can't be answered",
+    "not mentioned",
+    "unanswerable",
+    "no answer",
+    "not in the context",
+    "insufficient information",
+    "not enough information",
+)
+STOPWORDS = frozenset(
+    """a an the of in on at to for by with from and or but is are was were be been it its this that these those as
+    what which who when where why how do does did has have had he she they we i you his her their our my him them
+    there than then so if into about yes no s t d ll re ve m""".split()
+)
+
+
+def abstains(text: str) -> bool:
+    """The text declines to answer: it contains one of ABSTENTION_PHRASES (case, curly quotes and spacing ignored)."""
+    said = normalise(text.replace("\u2019", "'"))
+    return any(phrase in said for phrase in ABSTENTION_PHRASES)
+
+
+def content_words(text: str) -> set[str]:
+    """Lower-cased word tokens that carry content: not in STOPWORDS (numbers are kept)."""
+    return {w for w in words(text) if w not in STOPWORDS}
+
+
+def unsupported_words(answer: str, prompt_text: str) -> set[str]:
+    """Content words of the answer that the prompt never uses."""
+    return content_words(answer) - set(words(prompt_text))
 
 
 # --- overfitting ---------------------------------------------------------------------------------------------

@@ -15,9 +15,21 @@ from .baseline import paired_bootstrap
 from .drift import general_drift
 from .events import Phase, Progress
 from .general import general_passages, mmlu_questions
-from .gotchas import FAIL, WARN, SliceScore, Thresholds, Verdict, slice_verdict, threshold_verdict
+from .gotchas import (
+    ABSTENTION_PHRASES,
+    FAIL,
+    WARN,
+    SliceScore,
+    Thresholds,
+    Verdict,
+    abstains,
+    slice_verdict,
+    threshold_verdict,
+    unsupported_words,
+)
 from .mcq import multiple_choice
 from .models import Models
+from .scorer import ABSTENTION, FALSE_ABSTENTION, UNSUPPORTED
 
 MISSING = "(missing)"
 
@@ -83,6 +95,40 @@ def task_verdicts(table: dict[str, dict[str, float]], scorer, t: Thresholds) -> 
         note = "generated entity names not found in the input (case-insensitive)"
         verdicts.append(
             threshold_verdict("hallucination", "invented entities", value, t.invented_warn, t.invented_fail, note=note)
+        )
+    return verdicts
+
+
+def qa_section(references: Sequence[str], prompt_texts: Sequence[str]) -> dict[str, Any]:
+    """The questions by kind, and how strict the support test is on this data: the share of the references' own
+    non-declining answers that use a content word the prompt does not."""
+    answered = [(r, p) for r, p in zip(references, prompt_texts, strict=True) if not abstains(r)]
+    unsupported = sum(bool(unsupported_words(r, p)) for r, p in answered)
+    return {
+        "answerable": len(answered),
+        "unanswerable": len(references) - len(answered),
+        "reference_unsupported": unsupported / len(answered) if answered else 0.0,
+        "abstention_phrases": list(ABSTENTION_PHRASES),
+    }
+
+
+def qa_verdicts(table: dict[str, dict[str, float]], section: dict[str, Any], t: Thresholds) -> list[Verdict]:
+    """Unsupported answers of the tuned model and, where the data has unanswerable questions, its abstention."""
+    note = (
+        "non-declining answers with a content word not in the prompt (system + user turns); the references "
+        f"themselves: {section['reference_unsupported']:.1%}"
+    )
+    value = table[UNSUPPORTED]["tuned"]
+    verdicts = [
+        threshold_verdict("hallucination", UNSUPPORTED, value, t.unsupported_warn, t.unsupported_fail, note=note)
+    ]
+    if ABSTENTION in table:
+        false = table.get(FALSE_ABSTENTION, {}).get("tuned")
+        note = f"{section['unanswerable']} unanswerable questions (the reference declines)"
+        note += f"; declined {false:.1%} of the answerable ones" if false is not None else ""
+        value = table[ABSTENTION]["tuned"]
+        verdicts.append(
+            threshold_verdict("abstention", ABSTENTION, value, t.abstention_warn, t.abstention_fail, False, note)
         )
     return verdicts
 

@@ -42,9 +42,14 @@ def write_eval(report: dict[str, Any], run_dir: Path) -> tuple[Path, Path]:
 
 
 def eval_markdown(report: dict[str, Any]) -> str:
-    parts = [header(report), table(report), verdicts(report), overfitting(report), memorisation(report)]
-    parts += [forgetting(report), bias(report), fine_tune_or_prompt(report), timing(report)]
+    parts = [header(report), table(report), confusion(report), verdicts(report), overfitting(report)]
+    parts += [grounding(report), memorisation(report), forgetting(report), bias(report), fine_tune_or_prompt(report)]
+    parts += [not_applicable(report), timing(report)]
     return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def is_classify(report: dict[str, Any]) -> bool:
+    return report.get("task") == "classify"
 
 
 def header(report: dict[str, Any]) -> str:
@@ -53,6 +58,12 @@ def header(report: dict[str, Any]) -> str:
         schema = f" (schema `{report['schema']}`)" if report.get("schema") else ""
         lines[-1] += f"; every column decoded under a {report['constrain']} constraint{schema}"
     lines[-1] += f". Primary metric: {report['primary_metric']}."
+    if is_classify(report):
+        lines.append(
+            f"Columns: **majority class** always answers `{report['majority_label']}`, the most frequent training "
+            "label; **tuned** is the fine-tuned classifier. There is no base column: the untuned body under a "
+            "freshly initialised head answers at chance."
+        )
     shots = report.get("few_shot", {})
     if shots:
         lines.append(f"Few-shot: {shots['k']} training examples as prior chat turns ({', '.join(shots['shots'])}).")
@@ -67,6 +78,18 @@ def table(report: dict[str, Any]) -> str:
     lower = report.get("lower_is_better", [])
     if lower:
         lines.append(f"\nLower is better for: {', '.join(lower)}; higher for the rest.")
+    return "\n".join(lines)
+
+
+def confusion(report: dict[str, Any]) -> str:
+    c = report.get("confusion")
+    if not c:
+        return ""
+    labels = c["labels"]
+    lines = [f"## Confusion matrix ({c['column']}): rows are the true label, columns the predicted one", ""]
+    lines += ["| true \\ predicted | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+    rows = zip(labels, c["matrix"], strict=True)
+    lines += [f"| {label} | " + " | ".join(map(str, counts)) + " |" for label, counts in rows]
     return "\n".join(lines)
 
 
@@ -99,6 +122,20 @@ def overfitting(report: dict[str, Any]) -> str:
     exported = section["exported_step"] if section["exported_step"] is not None else "n/a"
     lines.append(f"\nBest eval loss at step {section['best_step']}; exported checkpoint: step {exported}.")
     return "\n".join(lines)
+
+
+def grounding(report: dict[str, Any]) -> str:
+    qa = report.get("qa")
+    if not qa:
+        return ""
+    phrases = ", ".join(f'"{p}"' for p in qa["abstention_phrases"])
+    return (
+        "## Questions about a context (--qa)\n\n"
+        f"{qa['answerable']} answerable and {qa['unanswerable']} unanswerable questions (the reference declines). "
+        "An answer is unsupported when it does not decline and uses a content word (stopwords aside, numbers kept) "
+        f"that the prompt does not; the references themselves: {pct(qa['reference_unsupported'])}. "
+        f"An answer declines when it says one of: {phrases}."
+    )
 
 
 def memorisation(report: dict[str, Any]) -> str:
@@ -147,12 +184,21 @@ def fine_tune_or_prompt(report: dict[str, Any]) -> str:
     if not f:
         return ""
     cost = f"; training took {f['train_seconds']:.0f} s" if f.get("train_seconds") is not None else ""
+    title = "Fine-tune vs the majority class" if is_classify(report) else "Fine-tune or prompt?"
     return (
-        "## Fine-tune or prompt?\n\n"
+        f"## {title}\n\n"
         f"{report['primary_metric']}: tuned {pct(f['tuned'])} vs {f['baseline_name']} {pct(f['baseline'])}, "
         f"lift {signed(f['lift'])}, 95% CI [{signed(f['ci_low'])}, {signed(f['ci_high'])}] "
         f"({f['resamples']} paired bootstrap resamples of the examples){cost}."
     )
+
+
+def not_applicable(report: dict[str, Any]) -> str:
+    skipped = report.get("not_applicable")
+    if not skipped:
+        return ""
+    lines = ["## Not applicable to classifiers", ""]
+    return "\n".join(lines + [f"- {probe}: {why}" for probe, why in skipped.items()])
 
 
 def timing(report: dict[str, Any]) -> str:

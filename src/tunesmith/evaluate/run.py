@@ -1,73 +1,45 @@
 """`tunesmith eval`: base zero-shot | base few-shot | tuned on held-out data, and every gotcha, for a run directory.
 
-Generation (sft) runs. The task-specific part is the scorer (scorer.py); the table, bootstrap interval, slices,
-verdicts and report work on any scorer's per-example scores. Everything streams per batch: no logits are kept.
+Generation (sft) runs here; classification runs in classify_run.py. The task-specific part is the scorer
+(scorer.py); the table, bootstrap interval, slices, verdicts and report work on any scorer's per-example scores.
+Everything streams per batch: no logits are kept.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import random
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from ..base import load_base
 from ..data.formats import Example, read_examples
 from ..errors import ConfigError
-from ..runs import TunedModel, load_tuned, read_run_config
+from ..runs import TunedModel, load_tuned, read_run_config, read_train_summary
 from .baseline import few_shot_prompt, fine_tune_or_prompt, pick_shots, zero_shot_prompt
+from .classify_run import evaluate_classifier
 from .constrain import JsonConstraint
 from .events import Phase
 from .fmt import SchemaCheck, read_schema
-from .gotchas import Thresholds, Verdict, overfitting
+from .gotchas import Verdict, overfitting
 from .metrics import exact_match
 from .models import Generator, Models
-from .probes import bias, forgetting, forgetting_verdicts, memorisation_verdict, slice_values, task_verdicts
+from .options import Clock, EvalOptions, EvalResult, held_out_path
+from .probes import (
+    bias,
+    forgetting,
+    forgetting_verdicts,
+    memorisation_verdict,
+    qa_section,
+    qa_verdicts,
+    slice_values,
+    task_verdicts,
+)
 from .report import write_eval
-from .scorer import GenerationScorer, is_json_task
+from .scorer import GenerationScorer, column_table, is_json_task
 
 CONSTRAINTS = ("json",)
-
-
-@dataclass
-class EvalOptions:
-    data: Path | None = None  # held-out chat examples (default: the run's data.test, else data.eval)
-    limit: int | None = None  # at most this many (default: the run's eval.limit)
-    constrain: str | None = None  # "json": every column decodes under a JSON constraint
-    schema: Path | None = None  # JSON Schema file: compliance is reported (and constrains with constrain="json")
-    slice_by: str | None = None  # a field of the data's records: the primary metric per value (bias)
-    few_shot: int = 3
-    memorisation_sample: int = 50  # training prompts the tuned model answers for the memorisation probe
-    general_passages: int | None = None  # general text passages for drift (default: all 100 shipped)
-    mmlu_questions: int | None = None  # MMLU questions (default: all 200 shipped)
-    batch_size: int | None = None  # generation batch (default: the run's eval.batch_size)
-    max_new_tokens: int | None = None  # default: the run's eval.max_new_tokens
-    bootstrap: int = 1000
-    thresholds: Thresholds = field(default_factory=Thresholds)
-
-
-@dataclass
-class EvalResult:
-    report: dict[str, Any]
-    json_path: Path
-    md_path: Path
-
-
-class Clock:
-    """Seconds per named phase, for the report."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    @contextlib.contextmanager
-    def __call__(self, name: str):
-        start = time.perf_counter()
-        yield
-        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
 @dataclass
@@ -81,15 +53,14 @@ class Inputs:
     train: list[Example]
     slices: list[str] | None
     schema: dict[str, Any] | None
+    json_task: bool  # most references are JSON (scorer.is_json_task)
+    quotable: list[str]  # per example, the prompt text its answer may quote from
 
 
-def read_inputs(run_dir: Path, options: EvalOptions) -> Inputs:
-    config = read_run_config(run_dir)
+def read_inputs(run_dir: Path, config, options: EvalOptions) -> Inputs:
     if config.task != "sft":
-        raise ConfigError(f"{run_dir}: `tunesmith eval` scores generation (sft) runs; this is a {config.task} run")
-    data_path = options.data or config.data.test or config.data.eval
-    if data_path is None:
-        raise ConfigError(f"{run_dir}: the run has no data.test or data.eval; pass --data EVAL_FILE")
+        raise ConfigError(f"{run_dir}: `tunesmith eval` scores sft and classify runs; this is a {config.task} run")
+    data_path = held_out_path(run_dir, config, options)
     if options.constrain not in (None, *CONSTRAINTS):
         raise ConfigError(f"--constrain: unknown constraint {options.constrain!r}; expected one of {CONSTRAINTS}")
     examples = read_examples(data_path, config.data.format)[: options.limit or config.eval.limit]
@@ -97,7 +68,11 @@ def read_inputs(run_dir: Path, options: EvalOptions) -> Inputs:
     schema = read_schema(options.schema) if options.schema else None
     train = read_examples(config.data.train, config.data.format)
     references = [e.messages[-1].content for e in examples]
-    return Inputs(config, Path(data_path), examples, references, train, slices, schema)
+    json_task = is_json_task(references)
+    if options.qa and json_task:
+        raise ConfigError(f"--qa: the answers in {data_path} are JSON; its hallucination probe is invented entities")
+    quotable = [context_text(e) if options.qa else user_text(e) for e in examples]
+    return Inputs(config, data_path, examples, references, train, slices, schema, json_task, quotable)
 
 
 def load_models(run_dir: Path, config, tuned: TunedModel | None, base_model) -> Models:
@@ -125,26 +100,33 @@ def evaluate_run(
     base_model=None,
     on_event: Callable[[object], None] | None = None,
 ) -> EvalResult:
-    """Evaluate a finished run and write eval.json + eval.md into it.
+    """Evaluate a finished run and write eval.json + eval.md into it (a classify run: classify_run.py).
 
     `tuned` skips loading the run's model; `base_model` is needed only when the tuned model is not a peft model
     (for a peft model the base is the same object with its adapter switched off)."""
     run_dir, options = Path(run_dir), options or EvalOptions()
     emit = on_event or (lambda event: None)
-    inputs, clock = read_inputs(run_dir, options), Clock()
+    config = read_run_config(run_dir)
+    if config.task == "classify":
+        report = evaluate_classifier(run_dir, config, options, tuned, emit)
+        return EvalResult(report, *write_eval(report, run_dir))
+    inputs, clock = read_inputs(run_dir, config, options), Clock()
     with clock("load"):
         emit(Phase(f"loading {run_dir}"))
         models = load_models(run_dir, inputs.config, tuned, base_model)
         constraint = JsonConstraint(models.tokenizer, inputs.schema) if options.constrain == "json" else None
     schema = SchemaCheck(inputs.schema) if inputs.schema else None
-    scorer = GenerationScorer(is_json_task(inputs.references), schema, bool(constraint))
+    scorer = GenerationScorer(inputs.json_task, schema, bool(constraint), options.qa)
     shots = pick_shots(inputs.train, options.few_shot)
     batch_size = options.batch_size or inputs.config.eval.batch_size
     max_new_tokens = options.max_new_tokens or inputs.config.eval.max_new_tokens
     generator = Generator(models, batch_size, max_new_tokens, constraint, emit)
-    answers, scores = answer_all(generator, scorer, inputs.examples, inputs.references, shots, clock)
+    answers, scores = answer_all(generator, scorer, inputs, shots, clock)
     report = table_report(run_dir, inputs, options, scorer, scores, shots)
     verdicts = task_verdicts(report["table"], scorer, options.thresholds)
+    if options.qa:
+        report["qa"] = qa_section(inputs.references, inputs.quotable)
+        verdicts += qa_verdicts(report["table"], report["qa"], options.thresholds)
     with clock("overfitting"):
         fit = overfitting(run_dir, options.thresholds)
         report["overfitting"] = {k: v for k, v in asdict(fit).items() if k != "verdicts"}
@@ -165,8 +147,9 @@ def evaluate_run(
     return EvalResult(report, *write_eval(report, run_dir))
 
 
-def answer_all(generator: Generator, scorer, examples, references, shots, clock: Clock) -> tuple[dict, dict]:
+def answer_all(generator: Generator, scorer, inputs: Inputs, shots, clock: Clock) -> tuple[dict, dict]:
     """Answers and per-example scores of the three columns: base zero-shot, base few-shot, tuned."""
+    examples = inputs.examples
     conditions = {
         "base zero-shot": (True, [zero_shot_prompt(e) for e in examples]),
         f"base few-shot (k={len(shots)})": (True, [few_shot_prompt(e, shots) for e in examples]),
@@ -176,13 +159,14 @@ def answer_all(generator: Generator, scorer, examples, references, shots, clock:
     for name, (as_base, prompts) in conditions.items():
         with clock(name):
             answers[name] = generator(name, prompts, as_base)
-        rows = zip(answers[name], references, map(user_text, examples), strict=True)
+        rows = zip(answers[name], inputs.references, inputs.quotable, strict=True)
         scores[name] = [scorer.score(*row) for row in rows]
     return answers, scores
 
 
 def table_report(run_dir: Path, inputs: Inputs, options: EvalOptions, scorer, scores: dict, shots) -> dict[str, Any]:
     return {
+        "task": "sft",
         "run_dir": str(run_dir),
         "data": str(inputs.data_path),
         "examples": len(inputs.examples),
@@ -190,7 +174,7 @@ def table_report(run_dir: Path, inputs: Inputs, options: EvalOptions, scorer, sc
         "schema": str(options.schema) if options.schema else None,
         "primary_metric": scorer.primary,
         "columns": list(scores),
-        "table": transpose({name: scorer.aggregate(column) for name, column in scores.items()}),
+        "table": column_table(scorer, scores),
         "lower_is_better": sorted(scorer.lower_is_better & set(scorer.aggregate(scores["tuned"]))),
         "few_shot": {"k": len(shots), "shots": [s.source for s in shots]},
         "thresholds": asdict(options.thresholds),
@@ -198,7 +182,7 @@ def table_report(run_dir: Path, inputs: Inputs, options: EvalOptions, scorer, sc
 
 
 def lift_over_prompting(run_dir: Path, scorer, scores: dict, resamples: int) -> tuple[dict, Verdict]:
-    seconds = train_seconds(run_dir)
+    seconds = read_train_summary(run_dir).get("wall_seconds")
     baselines = {name: column for name, column in scores.items() if name != "tuned"}
     primary = lambda subset: scorer.aggregate(subset)[scorer.primary]  # noqa: E731
     lift, verdict = fine_tune_or_prompt(scores["tuned"], baselines, primary, scorer.primary, seconds, resamples)
@@ -212,13 +196,14 @@ def run_dtype(config):
 
 
 def user_text(example: Example) -> str:
-    """What the answer may quote from: the user turns of the example's own prompt (not the system message)."""
+    """What an entity name may be copied from: the user turns of the example's own prompt (not the system message)."""
     return "\n".join(m.content for m in example.messages[:-1] if m.role == "user")
 
 
-def transpose(by_column: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-    first = next(iter(by_column.values()))
-    return {metric: {column: row[metric] for column, row in by_column.items()} for metric in first}
+def context_text(example: Example) -> str:
+    """What a --qa answer may draw on: the system and user turns of the example's own prompt (never the few-shot
+    examples, which belong to other questions)."""
+    return "\n".join(m.content for m in example.messages[:-1] if m.role in ("system", "user"))
 
 
 def memorisation(generator: Generator, train: Sequence[Example], shots, tuned_scores, options: EvalOptions) -> dict:
@@ -235,11 +220,6 @@ def memorisation(generator: Generator, train: Sequence[Example], shots, tuned_sc
         "held_out_exact_match": held_out,
         "gap": train_rate - held_out,
     }
-
-
-def train_seconds(run_dir: Path) -> float | None:
-    path = run_dir / "train_summary.json"
-    return json.loads(path.read_text(encoding="utf-8")).get("wall_seconds") if path.is_file() else None
 
 
 def answer_rows(examples, references, answers: dict[str, list]) -> list[dict[str, Any]]:

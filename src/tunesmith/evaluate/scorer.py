@@ -11,10 +11,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .classify import score_classes
 from .fmt import SchemaCheck, json_format
 from .generate import Generation
-from .gotchas import invented_names
+from .gotchas import abstains, invented_names, unsupported_words
 from .metrics import INVALID, exact_match, find_json, list_items, parse_json, rouge_l, token_f1
+
+UNSUPPORTED = "unsupported answers"
+ABSTENTION = "abstention on unanswerable"
+FALSE_ABSTENTION = "false abstention on answerable"
 
 
 class Scorer(Protocol):
@@ -40,6 +45,9 @@ class AnswerScore:
     expected: int
     invented: int  # entity names in the answer that do not occur in the prompt
     names: int  # entity names in the answer
+    abstained: bool = False  # qa: the answer declines (gotchas.ABSTENTION_PHRASES)
+    unanswerable: bool = False  # qa: the reference declines
+    unsupported: bool = False  # qa: the answer does not decline and has a content word the prompt never uses
 
 
 def share(flags: Sequence[bool]) -> float:
@@ -60,13 +68,14 @@ class GenerationScorer:
     """Generated text against a reference text; JSON metrics when the task's answers are JSON.
 
     `json_task`: most references parse as JSON (an extraction task): validity, entity F1 and the invented-entity
-    rate are reported and entity F1 is the primary metric; otherwise token F1 is."""
+    rate are reported and entity F1 is the primary metric; otherwise token F1 is.
+    `qa`: questions about a context in the prompt: the unsupported-answer rate and abstention are reported."""
 
-    def __init__(self, json_task: bool, schema: SchemaCheck | None = None, format_rows: bool = False):
-        self.json_task, self.schema = json_task, schema
+    def __init__(self, json_task: bool, schema: SchemaCheck | None = None, format_rows: bool = False, qa: bool = False):
+        self.json_task, self.schema, self.qa = json_task, schema, qa
         self.format_rows = json_task or format_rows or schema is not None
         self.primary = "entity F1" if json_task else "token F1"
-        self.lower_is_better = frozenset({"extra text", "invented entities"})
+        self.lower_is_better = frozenset({"extra text", "invented entities", UNSUPPORTED, FALSE_ABSTENTION})
 
     def score(self, generation: Generation, reference: str, prompt_text: str) -> AnswerScore:
         text = generation.text
@@ -88,7 +97,14 @@ class GenerationScorer:
             sum(want.values()),
             invented,
             names,
+            *(self.grounding(text, reference, prompt_text) if self.qa else ()),
         )
+
+    @staticmethod
+    def grounding(text: str, reference: str, prompt_text: str) -> tuple[bool, bool, bool]:
+        """(abstained, unanswerable, unsupported) of one answer to a question about the prompt's context."""
+        declined = abstains(text)
+        return declined, abstains(reference), not declined and bool(unsupported_words(text, prompt_text))
 
     def aggregate(self, scores: Sequence[AnswerScore]) -> dict[str, float]:
         row = {
@@ -107,7 +123,48 @@ class GenerationScorer:
             row |= {"entity precision": precision, "entity recall": recall, "entity F1": score}
             names = sum(s.names for s in scores)
             row["invented entities"] = sum(s.invented for s in scores) / names if names else 0.0
+        if self.qa:
+            row |= grounding_rows(scores)
         row["stopped"] = share([s.stopped for s in scores])
+        return row
+
+
+def grounding_rows(scores: Sequence[AnswerScore]) -> dict[str, float]:
+    """Unsupported answers among those that do not decline; how often the model declines, by question kind (a row
+    only where the data has questions of that kind)."""
+    row = {UNSUPPORTED: share([s.unsupported for s in scores if not s.abstained])}
+    unanswerable = [s.abstained for s in scores if s.unanswerable]
+    answerable = [s.abstained for s in scores if not s.unanswerable]
+    if unanswerable:
+        row[ABSTENTION] = share(unanswerable)
+    if answerable:
+        row[FALSE_ABSTENTION] = share(answerable)
+    return row
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One classified example: predicted and gold class ids."""
+
+    predicted: int
+    gold: int
+
+
+class ClassScorer:
+    """Class predictions against gold labels: accuracy (primary), macro-F1, and precision / recall per label."""
+
+    primary = "accuracy"
+    lower_is_better: frozenset[str] = frozenset()
+
+    def __init__(self, labels: Sequence[str]):
+        self.labels = list(labels)
+
+    def aggregate(self, scores: Sequence[Prediction]) -> dict[str, float]:
+        s = score_classes([p.predicted for p in scores], [p.gold for p in scores], self.labels)
+        row = {"accuracy": s.accuracy, "macro-F1": s.macro_f1}
+        for label in self.labels:
+            row[f"precision: {label}"] = s.per_label_precision[label]
+            row[f"recall: {label}"] = s.per_label_recall[label]
         return row
 
 
@@ -115,3 +172,10 @@ def is_json_task(references: Sequence[str]) -> bool:
     """Most references are JSON lists or objects: an extraction task."""
     parsed = [parse_json(r) for r in references]
     return sum(isinstance(v, list | dict) for v in parsed) * 2 > len(references)
+
+
+def column_table(scorer: Scorer, scores: dict[str, Sequence[Any]]) -> dict[str, dict[str, float]]:
+    """{metric: {column: value}}: each column's per-example scores aggregated, one row per metric."""
+    by_column = {name: scorer.aggregate(column) for name, column in scores.items()}
+    first = next(iter(by_column.values()))
+    return {metric: {column: row[metric] for column, row in by_column.items()} for metric in first}
