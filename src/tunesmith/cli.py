@@ -55,7 +55,7 @@ def train(
         evaluate_after_training(result.run_dir)
 
 
-EVALUATED_TASKS = ("sft",)
+EVALUATED_TASKS = ("sft", "classify")
 
 
 def evaluate_after_training(run_dir: Path) -> None:
