@@ -67,6 +67,13 @@ def bench_config(steps: int, workdir: Path, name: str, settings: list[str] = ())
     return load_config(EXAMPLE, overrides)
 
 
+def ours_in_order(config: RunConfig, examples: list, steps: int) -> list:
+    """The examples of tunesmith's first `steps` optimizer steps, micro-batch after micro-batch."""
+    settings = config.train
+    stream = micro_batch_stream(examples, settings.batch_size, settings.seed, settings.group_by_length)
+    return [e for _ in range(steps * settings.grad_accum) for e in next(stream)[1]]
+
+
 def run_ours(steps: int, workdir: Path, name: str) -> ArmResult:
     started = time.perf_counter()
     config = bench_config(steps, workdir, name, OURS[name])
@@ -85,11 +92,11 @@ def run_ours(steps: int, workdir: Path, name: str) -> ArmResult:
     result = train(config, base=base, on_event=clock)
     peak = proc_status_kib("VmHWM")
     settings = config.train
-    stream = micro_batch_stream(data.train.examples, settings.batch_size, settings.seed, settings.group_by_length)
-    batches = [next(stream)[1] for _ in range(steps * settings.grad_accum)]
-    windows = [batches[i : i + settings.grad_accum] for i in range(0, len(batches), settings.grad_accum)]
-    supervised = [sum(e.supervised_tokens for b in w for e in b) for w in windows]
-    processed = [sum(len(e.input_ids) for b in w for e in b) for w in windows]
+    consumed = ours_in_order(config, data.train.examples, steps)
+    per_step = settings.batch_size * settings.grad_accum
+    windows = [consumed[i : i + per_step] for i in range(0, len(consumed), per_step)]
+    supervised = [sum(e.supervised_tokens for e in w) for w in windows]
+    processed = [sum(len(e.input_ids) for e in w) for w in windows]
     recorded = json.loads(config.model_dump_json())["train"] | {"base_dtype": str(base_dtype(config))}
     wall = time.perf_counter() - started
     return ArmResult(
@@ -135,7 +142,10 @@ def run_trl(steps: int, workdir: Path, matched: bool) -> ArmResult:
     base = load_base(config.base, dtype=base_dtype(config) if matched else torch.float32)
     data = load_training_data(config.data, base.tokenizer, ours.seed)
     # Both TRL arms train on tunesmith's encoding (input_ids + labels, prompts masked): the same supervised tokens.
-    dataset = Dataset.from_list([{"input_ids": e.input_ids, "labels": e.labels} for e in data.train.examples])
+    # The matched arm also gets our micro-batches in our order (read sequentially): the same data at every step,
+    # so its final loss can be compared with ours (TRL's group_by_length sampler would start with the longest).
+    examples = ours_in_order(config, data.train.examples, steps) if matched else data.train.examples
+    dataset = Dataset.from_list([{"input_ids": e.input_ids, "labels": e.labels} for e in examples])
     common = {"output_dir": str(workdir / name), "max_steps": steps, "per_device_train_batch_size": ours.batch_size}
     common |= {"use_cpu": not torch.cuda.is_available(), "report_to": "none", "save_strategy": "no"}
     if matched:
@@ -151,7 +161,7 @@ def run_trl(steps: int, workdir: Path, matched: bool) -> ArmResult:
             seed=ours.seed,
             max_grad_norm=ours.max_grad_norm,
             logging_steps=ours.log_every,
-            train_sampling_strategy="group_by_length" if ours.group_by_length else "random",
+            train_sampling_strategy="sequential",
         )
         trainer = SFTTrainer(
             model=model, args=args, train_dataset=dataset, processing_class=base.tokenizer,

@@ -64,7 +64,8 @@ def table(summary: dict) -> list[str]:
         "arm); only optimizer steps after the first 3 are timed (load, tokenisation, evaluation, saving excluded).",
         "Eval loss: token-mean NLL on the completion tokens of the first eval.jsonl examples, one fp32 evaluator",
         "for every arm's saved adapter. Peak RSS train: VmHWM after `5 > /proc/self/clear_refs` following load; it",
-        "is set by the longest micro-batch an arm met (TRL's group_by_length sampler puts the longest batch first).",
+        "is set by the longest micro-batch an arm met. trl-matched reads tunesmith's micro-batches in tunesmith's",
+        "order (sequential sampler), so both see the same examples at every step; trl-shipped samples at random.",
     ]
 
 
