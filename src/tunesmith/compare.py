@@ -20,12 +20,11 @@ from transformers import AutoModel
 
 from .base import load_base
 from .config import RunConfig, validate_config
-from .data.formats import read_examples
 from .errors import TunesmithError
 from .evaluate.drift import general_drift
 from .evaluate.general import general_passages
 from .evaluate.representation import representation_drift
-from .evaluate.task import evaluate_examples
+from .evaluate.task import score_eval_split
 from .files import atomic_write_text
 from .runs import load_tuned
 from .training.loop import TrainResult, train
@@ -106,7 +105,7 @@ def compare(
         emit(StrategyStarted(strategy, index, len(strategies)))
         run_config = strategy_config(config, strategy, max_steps)
         result = train_apart(run_config, emit)
-        metrics, n, baseline = score_run(run_config, result)
+        metrics, n, baseline = score_eval_split(run_config, result)
         comparison.eval_examples, comparison.baseline = n, baseline
         comparison.metric_names = list(metrics)
         drift = measure_drift(run_config, result.run_dir, texts)
@@ -165,24 +164,6 @@ def _train_child(raw: dict, messages) -> None:
         messages.put(
             ("error", {"message": message, "user_error": user_error, "exit_code": getattr(error, "exit_code", 1)})
         )
-
-
-def score_run(config: RunConfig, result: TrainResult) -> tuple[dict[str, float], int, dict[str, float]]:
-    """Task metrics of the exported model on the eval split, and the learned-nothing baseline."""
-    if config.task == "classify":
-        m = result.eval_metrics or {}
-        baseline = {"accuracy": m.get("majority_accuracy", 0.0)}
-        return {"accuracy": m.get("accuracy", 0.0), "macro_f1": m.get("macro_f1", 0.0)}, m.get("n", 0), baseline
-    if config.task == "text" or config.data.eval is None:
-        return {}, 0, {}
-    examples = read_examples(config.data.eval)[: config.eval.limit]
-    tuned = load_tuned(result.run_dir)
-    scored = evaluate_examples(
-        tuned.model, tuned.tokenizer, examples, config.eval.max_new_tokens, config.eval.batch_size
-    ).scores
-    row = scored.as_row()
-    del tuned
-    return row, scored.n, {}
 
 
 def drift_label(task: str) -> str:

@@ -164,7 +164,12 @@ class TuneSettings(Settings):
     storage: str | None = Field(
         None, description="SQLAlchemy URL of the study database (default: SQLite in output_dir/<name>-tune)."
     )
-    metric: Literal["eval_loss"] = Field("eval_loss", description="What is minimised: the best eval loss of a trial.")
+    metric: Literal["eval_loss", "accuracy", "macro_f1", "entity_f1", "valid_json", "exact_match"] = Field(
+        "eval_loss",
+        description="What a trial is judged by: the best eval loss (minimised; bad trials pruned on the way), or a "
+        "task metric of its exported model on the eval split, maximised: accuracy / macro_f1 (classify), "
+        "entity_f1 / valid_json / exact_match (sft, from greedy answers to data.eval; no pruning).",
+    )
     space: dict[str, ParamRange] = Field(
         default_factory=default_space, description="Searched settings by run.yaml key (section.key)."
     )

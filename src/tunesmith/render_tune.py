@@ -41,7 +41,7 @@ class TuneRenderer(EventRenderer):
 
     def on_TrialDone(self, event) -> None:
         row = event.row
-        value = f": eval loss {row.value:.4f}" if row.value is not None else ""
+        value = f": {metric_label(event.metric)} {row.value:.4f}" if row.value is not None else ""
         note = f" ({row.note})" if row.note else ""
         best = ""
         if event.best_number is not None:
@@ -54,6 +54,10 @@ class TuneRenderer(EventRenderer):
 
     def on_Waiting(self, event) -> None:
         console.print(f"  waiting for {event.running} trial(s) running elsewhere (or left by a killed worker)")
+
+
+def metric_label(metric: str) -> str:
+    return metric.replace("_", " ")
 
 
 def format_params(params: dict, separator: str = ", ") -> str:
@@ -84,8 +88,9 @@ def print_lr_result(result, as_json: bool) -> None:
 
 def trials_table(result) -> Table:
     table = Table(title=f"study {result.study}: {result.finished} of {result.wanted} trials finished")
-    for name in ("trial", "state", "eval loss", "settings", "time", "note"):
-        justify = "right" if name in ("trial", "eval loss", "time") else "left"
+    metric = metric_label(result.metric)
+    for name in ("trial", "state", metric, "settings", "time", "note"):
+        justify = "right" if name in ("trial", metric, "time") else "left"
         table.add_column(name, justify=justify, no_wrap=name == "settings")
     best = result.best.number if result.best else None
     for row in result.rows:
@@ -108,7 +113,7 @@ def print_search_result(result, as_json: bool) -> None:
     if result.best is None:
         console.print("[yellow]no trial has completed yet[/]")
         return
-    console.print(f"[green]best[/] trial {result.best.number}: eval loss {result.best.value:.4f}")
+    console.print(f"[green]best[/] trial {result.best.number}: {metric_label(result.metric)} {result.best.value:.4f}")
     if result.baseline is not None and result.baseline.number != result.best.number:
         gain = result.baseline.value - result.best.value
         baseline = f"trial {result.baseline.number}: {result.baseline.value:.4f}"

@@ -192,3 +192,50 @@ def test_killed_search_rerun_keeps_its_trials_retries_the_killed_one_and_reaches
     assert trials[killed.number].state == optuna.trial.TrialState.FAIL
     retries = [t for t in trials.values() if t.system_attrs.get("failed_trial") == killed.number]
     assert len(retries) == 1 and retries[0].state in FINISHED and retries[0].params == killed.params
+
+
+def sentiment_study_yaml(directory, model_dir, metric):
+    from tests.conftest import write_sentiment_csv
+
+    directory.mkdir(parents=True, exist_ok=True)
+    data = write_sentiment_csv(directory / "train.csv")
+    raw = {
+        "name": "tiny-cls",
+        "base": str(model_dir),
+        "task": "classify",
+        "output_dir": str(directory / "runs"),
+        "lora": {"r": 4, "lora_alpha": 8},
+        "data": {"train": str(data), "eval": str(data), "text_column": "tweet", "label_column": "sentiment"},
+        "train": {"batch_size": 4, "eval_every": 2, "warmup_steps": 0, "precision": "fp32"},
+        "tune": {
+            "trials": 2,
+            "metric": metric,
+            "space": {"train.learning_rate": {"low": 1e-3, "high": 1e-1, "log": True}},
+            "fixed": {"train.max_steps": 3},
+            "seed": 0,
+        },
+    }
+    path = directory / "run.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def test_a_task_metric_is_maximised_and_is_the_trial_s_own_eval_accuracy(tmp_path, tiny_bert_dir):
+    import json
+
+    config = load_config(sentiment_study_yaml(tmp_path, tiny_bert_dir, "accuracy"))
+    result = tune_search(config)
+    assert load_study(config).direction == optuna.study.StudyDirection.MAXIMIZE
+    complete = [row for row in result.rows if row.state == "COMPLETE"]
+    assert len(complete) == 2 and result.metric == "accuracy"
+    for row in complete:
+        summary = json.loads((tmp_path / row.run_dir / "train_summary.json").read_text())
+        assert row.value == pytest.approx(summary["eval_metrics"]["accuracy"])
+    assert result.best.value == max(row.value for row in complete)
+
+
+def test_a_metric_of_another_task_is_refused_before_any_training(tmp_path, tiny_bert_dir):
+    config = load_config(sentiment_study_yaml(tmp_path, tiny_bert_dir, "entity_f1"))
+    with pytest.raises(ConfigError, match="entity_f1 is measured on task sft runs"):
+        tune_search(config)
+    assert not (tmp_path / "runs").exists()

@@ -48,7 +48,7 @@ def plot_lr_range(curve, path: Path) -> Path:
     return save_figure(figure, path)
 
 
-def plot_study(study, directory: Path) -> tuple[list[Path], list[str]]:
+def plot_study(study, directory: Path, target: str = "eval loss") -> tuple[list[Path], list[str]]:
     """Optimisation history and parameter importances; returns the files written and why any was skipped."""
     from optuna.exceptions import ExperimentalWarning
     from optuna.trial import TrialState
@@ -60,7 +60,7 @@ def plot_study(study, directory: Path) -> tuple[list[Path], list[str]]:
         warnings.simplefilter("ignore", ExperimentalWarning)
         warnings.simplefilter("ignore", UserWarning)
         if complete >= 1:
-            axes = optuna_plots.plot_optimization_history(study, target_name="eval loss")
+            axes = optuna_plots.plot_optimization_history(study, target_name=target)
             written.append(save_figure(axes.figure, directory / "history.png"))
         else:
             skipped.append("history.png: no completed trial yet")
@@ -68,7 +68,7 @@ def plot_study(study, directory: Path) -> tuple[list[Path], list[str]]:
             skipped.append(f"importances.png: needs 2 completed trials, the study has {complete}")
             return written, skipped
         try:
-            axes = optuna_plots.plot_param_importances(study, target_name="eval loss")
+            axes = optuna_plots.plot_param_importances(study, target_name=target)
             written.append(save_figure(axes.figure, directory / "importances.png"))
         except (ValueError, RuntimeError, ZeroDivisionError) as err:  # e.g. every trial had the same settings
             plt.close("all")

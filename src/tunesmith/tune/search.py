@@ -1,9 +1,11 @@
-"""The hyper-parameter search: an optuna study over run.yaml's `tune.space`, minimising eval loss, where every
-trial is a real run of the training loop in its own directory (tune_dir/trial-NNNN, started fresh).
+"""The hyper-parameter search: an optuna study over run.yaml's `tune.space`, minimising eval loss (or maximising a
+task metric, `tune.metric`), where every trial is a real run of the training loop in its own directory
+(tune_dir/trial-NNNN, started fresh).
 
-Bad trials are pruned from their intermediate eval losses (optuna's MedianPruner). The study lives in a database
-(SQLite by default), so re-running the command resumes it and several processes on one storage share it; the
-search stops when the study holds `tune.trials` finished trials, or at `tune.budget_minutes` for this process.
+With eval loss as the metric, bad trials are pruned from their intermediate eval losses (optuna's MedianPruner).
+The study lives in a database (SQLite by default), so re-running the command resumes it and several processes on
+one storage share it; the search stops when the study holds `tune.trials` finished trials, or at
+`tune.budget_minutes` for this process.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from optuna.study import MaxTrialsCallback
 
 from ..config import RunConfig
 from ..errors import ConfigError
+from ..evaluate.task import CLASSIFY_METRICS, GENERATION_METRICS, metric_of
 from ..files import atomic_write_text
 from ..training.guards import TrainingDiverged
 from ..training.loop import EvalDone, StepDone, TrainStart, config_yaml, train
@@ -65,6 +68,7 @@ class TrialDone:
     row: TrialRow
     best_number: int | None
     best_value: float | None
+    metric: str = "eval_loss"
 
 
 @dataclass
@@ -84,6 +88,7 @@ class SearchResult:
     plots: list[Path] = field(default_factory=list)
     skipped_plots: list[str] = field(default_factory=list)
     budget_spent: bool = False
+    metric: str = "eval_loss"
 
     @property
     def finished(self) -> int:
@@ -103,8 +108,7 @@ def tune_search(config: RunConfig, *, on_event: Callable[[object], None] | None 
     the plots next to the study."""
     emit = on_event or (lambda event: None)
     settings = config.tune
-    if config.data.eval is None and config.data.eval_fraction == 0:
-        raise ConfigError("tune search minimises the eval loss: set data.eval or data.eval_fraction > 0")
+    check_metric_fits(config)
     check_space(config)
     deadline = time.monotonic() + 60 * settings.budget_minutes if settings.budget_minutes else None
     study, baseline_skipped = open_study(config)
@@ -134,8 +138,29 @@ def tune_search(config: RunConfig, *, on_event: Callable[[object], None] | None 
     return summarise(config, study, url, out_of_time(deadline) and count_trials(study)[0] < settings.trials)
 
 
+def check_metric_fits(config: RunConfig) -> None:
+    """The metric must exist for the run's task, and the data must hold what it is measured on."""
+    metric = config.tune.metric
+    if config.data.eval is None and config.data.eval_fraction == 0:
+        raise ConfigError(
+            f"tune search judges trials by {metric} on the eval split: set data.eval or data.eval_fraction"
+        )
+    wanted = {
+        "eval_loss": None,
+        **dict.fromkeys(CLASSIFY_METRICS, "classify"),
+        **dict.fromkeys(GENERATION_METRICS, "sft"),
+    }
+    if wanted[metric] not in (None, config.task):
+        raise ConfigError(
+            f"tune.metric {metric} is measured on task {wanted[metric]} runs; this run is task {config.task}"
+        )
+    if wanted[metric] == "sft" and config.data.eval is None:
+        raise ConfigError(f"tune.metric {metric} is scored on the answers to data.eval: set data.eval to a file")
+
+
 class TrialObjective:
-    """One trial: sample settings, train them fresh, report each eval to the pruner, return the best eval loss."""
+    """One trial: sample settings, train them fresh, report each eval to the pruner, return the best eval loss
+    (or the task metric of the exported model)."""
 
     def __init__(self, config: RunConfig, emit: Callable[[object], None], deadline: float | None) -> None:
         self.config, self.emit, self.deadline = config, emit, deadline
@@ -154,7 +179,8 @@ class TrialObjective:
         except TrainingDiverged as err:
             trial.set_user_attr("note", f"diverged: {err}")
             raise optuna.TrialPruned(str(err)) from None
-        return result.best_eval_loss
+        metric = self.config.tune.metric
+        return result.best_eval_loss if metric == "eval_loss" else metric_of(run, result, metric)
 
     def watch(self, trial: optuna.Trial) -> Callable[[object], None]:
         total_steps = 0
@@ -167,7 +193,7 @@ class TrialObjective:
             elif isinstance(event, StepDone) and out_of_time(self.deadline) and event.step < total_steps:
                 trial.set_user_attr("note", f"stopped by the budget after step {event.step}")
                 raise BudgetSpent
-            elif isinstance(event, EvalDone):
+            elif isinstance(event, EvalDone) and self.config.tune.metric == "eval_loss":  # the pruner's yardstick
                 trial.report(event.eval_loss, event.step)
                 # A trial that reached its last eval has its result; pruning it then would only hide it.
                 if event.step < total_steps and trial.should_prune():
@@ -179,7 +205,8 @@ class TrialObjective:
 
     def report_done(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         best = best_trial(study)
-        self.emit(TrialDone(trial_row(trial), best.number if best else None, best.value if best else None))
+        best_value = best.value if best else None
+        self.emit(TrialDone(trial_row(trial), best.number if best else None, best_value, self.config.tune.metric))
 
 
 def summarise(config: RunConfig, study: optuna.Study, url: str, budget_spent: bool) -> SearchResult:
@@ -194,7 +221,7 @@ def summarise(config: RunConfig, study: optuna.Study, url: str, budget_spent: bo
         best_yaml = config.tune_dir / "best.yaml"
         atomic_write_text(best_yaml, best_run_yaml(config, best))
     baseline = next((t for t in trials if t.user_attrs.get("baseline") and t.state.name == "COMPLETE"), None)
-    plots, skipped = plot_study(study, config.tune_dir)
+    plots, skipped = plot_study(study, config.tune_dir, config.tune.metric.replace("_", " "))
     return SearchResult(
         config.name,
         url,
@@ -206,6 +233,7 @@ def summarise(config: RunConfig, study: optuna.Study, url: str, budget_spent: bo
         plots,
         skipped,
         budget_spent,
+        config.tune.metric,
     )
 
 

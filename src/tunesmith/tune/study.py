@@ -104,7 +104,7 @@ def open_study(config: RunConfig) -> tuple[optuna.Study, str]:
     fingerprint = objective_fingerprint(config)
     try:
         study = optuna.create_study(
-            storage=storage, sampler=sampler, pruner=pruner, study_name=config.name, direction="minimize"
+            storage=storage, sampler=sampler, pruner=pruner, study_name=config.name, direction=direction(config)
         )
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=config.name, storage=storage, sampler=sampler, pruner=pruner)
@@ -182,9 +182,14 @@ def trial_row(trial: FrozenTrial) -> TrialRow:
     )
 
 
+def direction(config: RunConfig) -> str:
+    return "minimize" if config.tune.metric == "eval_loss" else "maximize"
+
+
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return min(complete, key=lambda t: t.value) if complete else None
+    pick = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
+    return pick(complete, key=lambda t: t.value) if complete else None
 
 
 def best_run_yaml(config: RunConfig, trial: FrozenTrial) -> str:
