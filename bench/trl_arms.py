@@ -1,7 +1,7 @@
 """One arm of the TRL comparison, run in its own process (so its peak RSS is its own), plus the shared evaluator.
 
 Usage (trl_compare.py calls it): python bench/trl_arms.py ARM --steps N --workdir DIR --out RESULT.json
-Arms: ours, ours-2048, ours-packed, ours-ckpt (tunesmith.train), trl-shipped, trl-matched (TRL SFTTrainer + PEFT).
+Arms: ours, ours-1024, ours-packed, ours-ckpt (tunesmith.train), trl-shipped, trl-matched (TRL SFTTrainer + PEFT).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def reset_peak_rss() -> int:
 # tunesmith's arms: its defaults, and each with one setting changed.
 OURS = {
     "ours": [],
-    "ours-2048": ["train.max_tokens_per_forward=2048"],
+    "ours-1024": ["train.max_tokens_per_forward=1024"],
     "ours-packed": ["train.packing=true"],
     "ours-ckpt": ["train.gradient_checkpointing=true"],
 }
