@@ -335,7 +335,10 @@ def tune_search(
     trials: int | None = typer.Option(None, help="Finished trials the study should hold (tune.trials)."),
     budget: float | None = typer.Option(None, help="Minutes this process may search (tune.budget_minutes)."),
     storage: str | None = typer.Option(None, help="SQLAlchemy URL of the study (default: SQLite next to the run)."),
-    metric: str | None = typer.Option(None, help="What is minimised (tune.metric): eval_loss."),
+    metric: str | None = typer.Option(
+        None,
+        help="What trials are judged by (tune.metric): eval_loss, accuracy, macro_f1, entity_f1, valid_json, exact_match.",
+    ),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the trials as JSON."),
 ) -> None:
