@@ -337,7 +337,8 @@ def tune_search(
     storage: str | None = typer.Option(None, help="SQLAlchemy URL of the study (default: SQLite next to the run)."),
     metric: str | None = typer.Option(
         None,
-        help="What trials are judged by (tune.metric): eval_loss, accuracy, macro_f1, entity_f1, valid_json, exact_match.",
+        help="What trials are judged by (tune.metric): eval_loss, accuracy, macro_f1, entity_f1, valid_json, "
+        "exact_match.",
     ),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the trials as JSON."),
