@@ -83,7 +83,7 @@ def test_a_choice_the_config_would_refuse_fails_before_any_training():
         ({"space": {"lora.r": {"low": 4}}}, "give either low and high, or choices"),
         ({"space": {"train.learning_rate": {"low": 0, "high": 1, "log": True}}}, "a log range needs low > 0"),
         ({"heartbeat_seconds": 30, "stale_after_seconds": 20}, "stale_after_seconds must exceed"),
-        ({"metric": "accuracy"}, "tune.metric: Input should be 'eval_loss'"),
+        ({"metric": "bleu"}, "tune.metric: Input should be 'eval_loss'"),
     ],
 )
 def test_a_bad_tune_section_is_a_config_error(tune, message):
