@@ -41,21 +41,27 @@ def render(result: dict, source: str) -> str:
             " end; its numbers are not a measurement. Run `make bench` on an otherwise idle machine.",
             "",
         ]
-    lines += table(summary)
+    lines += table(summary, result["model_flops"]["flops_per_token"], best_bf16_peak(machine))
     lines += ["", *settings_section(result), "", *machine_section(machine, result["model_flops"], protocol)]
     return "\n".join(lines) + "\n"
 
 
-def table(summary: dict) -> list[str]:
+def best_bf16_peak(machine: dict) -> float:
+    """GFLOP/s: the better of the measurements before and after the arms (an early one can miss the warm hardware)."""
+    return max(machine["matmul_peak_gflops"]["bf16"], machine.get("matmul_peak_gflops_after", {}).get("bf16", 0))
+
+
+def table(summary: dict, flops_per_token: float, bf16_peak_gflops: float) -> list[str]:
     ours = summary.get("ours", {}).get("supervised_tokens_per_s")
     head = "| arm | supervised tok/s | vs ours | processed tok/s | s/step | MFU | warm-up s (3 steps) |"
     head += " peak RSS train MiB | RSS at load MiB | eval loss | wall s | runs |"
     rows = [head, "|" + "---|" * 12]
     for arm, m in summary.items():
         ratio = f"{m['supervised_tokens_per_s'] / ours:.2f}x" if ours else "-"
+        mfu = m["processed_tokens_per_s"] * flops_per_token / (bf16_peak_gflops * 1e9)
         rows.append(
             f"| {arm} | {m['supervised_tokens_per_s']:.1f} | {ratio} | {m['processed_tokens_per_s']:.1f} |"
-            f" {m['s_per_step']:.2f} | {m['mfu']:.1%} | {m['warmup_s']:.1f} | {m['rss_peak_train_mib']:.0f} |"
+            f" {m['s_per_step']:.2f} | {mfu:.1%} | {m['warmup_s']:.1f} | {m['rss_peak_train_mib']:.0f} |"
             f" {m['rss_load_mib']:.0f} | {m['eval_loss']:.4f} | {m['wall_s']:.0f} | {m['runs']} |"
         )
     return rows + [
@@ -98,9 +104,10 @@ def machine_section(machine: dict, flops: dict, protocol: dict) -> list[str]:
         f"- CPU: {machine['cpu']}, {machine['cores']} cores; {flags}; torch threads {machine['torch_threads']},"
         f" OMP_NUM_THREADS={machine['OMP_NUM_THREADS']}; load average at start {machine['load_average_at_start']}",
         f"- Versions: {versions}, python {machine['python']}",
-        f"- Measured matmul peak (2048², best of 5): fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f}"
+        f"- Measured matmul peak (2048², best timed run): fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f}"
         f" GFLOP/s at start; fp32 {after.get('fp32', 0):.0f}, bf16 {after.get('bf16', 0):.0f} at the end",
-        "- MFU = processed tok/s x FLOPs/token / bf16 peak;"
+        f"- MFU = processed tok/s x FLOPs/token / bf16 peak ({best_bf16_peak(machine):.0f} GFLOP/s, the better of the"
+        " two measurements);"
         f" FLOPs/token = 4N + 6 N_lora = {flops['flops_per_token']:.3g}"
         f" (N = {flops['N']:,} base weights, tied embedding counted once as the LM head; N_lora = {flops['N_lora']:,};"
         " attention scores and gradient-checkpointing recomputation not counted)",

@@ -7,7 +7,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from trl_compare import timed_metrics  # noqa: E402
-from trl_report import render  # noqa: E402
+from trl_report import best_bf16_peak, render  # noqa: E402
 
 
 def raw_arm(steps=6):
@@ -23,18 +23,17 @@ def raw_arm(steps=6):
 
 
 def test_only_steps_after_the_warm_up_are_timed():
-    metrics = timed_metrics(raw_arm(), flops_per_token=1e9, bf16_peak_gflops=100.0)
+    metrics = timed_metrics(raw_arm())
     assert metrics["timed_steps"] == 3
     assert metrics["s_per_step"] == pytest.approx(10.0)
     assert metrics["supervised_tokens_per_s"] == pytest.approx(100 / 30)
     assert metrics["processed_tokens_per_s"] == pytest.approx(1000 / 30)
-    assert metrics["mfu"] == pytest.approx(1000 / 30 * 1e9 / 100e9)
     assert metrics["warmup_s"] == pytest.approx(30.0)
     assert (metrics["rss_load_mib"], metrics["rss_peak_train_mib"]) == (2.0, 4.0)
 
 
 def test_a_smoke_run_is_marked_as_no_measurement():
-    metrics = timed_metrics(raw_arm(), 1e9, 100.0) | {"eval_loss": 0.5, "runs": 1}
+    metrics = timed_metrics(raw_arm()) | {"eval_loss": 0.5, "runs": 1}
     result = {
         "command": "python bench/trl_compare.py --steps 6 --runs 1",
         "started": "now",
@@ -49,8 +48,9 @@ def test_a_smoke_run_is_marked_as_no_measurement():
             "versions": {"torch": "2"},
             "python": "3.11",
             "matmul_peak_gflops": {"fp32": 1.0, "bf16": 2.0},
+            "matmul_peak_gflops_after": {"fp32": 1.0, "bf16": 4.0},
         },  # fmt: skip
-        "model_flops": {"N": 1, "N_lora": 1, "flops_per_token": 10},
+        "model_flops": {"N": 1, "N_lora": 1, "flops_per_token": 6e7},
         "summary": {
             "ours": metrics,
             "trl-matched": metrics | {"supervised_tokens_per_s": metrics["supervised_tokens_per_s"] / 2},
@@ -60,3 +60,10 @@ def test_a_smoke_run_is_marked_as_no_measurement():
     text = render(result, "x.json")
     assert "Smoke run" in text
     assert "| trl-matched |" in text and "0.50x" in text
+    assert "| 50.0% |" in text  # 1000/30 tok/s x 6e7 FLOPs / 4 GFLOP/s (the later, better peak)
+
+
+def test_mfu_is_against_the_better_of_the_two_peak_measurements():
+    machine = {"matmul_peak_gflops": {"bf16": 1035.0}, "matmul_peak_gflops_after": {"bf16": 2304.0}}
+    assert best_bf16_peak(machine) == 2304.0
+    assert best_bf16_peak({"matmul_peak_gflops": {"bf16": 900.0}}) == 900.0
