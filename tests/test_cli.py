@@ -61,6 +61,21 @@ def test_missing_files_are_one_line_errors(tmp_path, args):
     assert "error:" in result.stderr
 
 
+def test_a_mistyped_command_is_a_usage_error_with_exit_2_and_no_traceback():
+    result = tunesmith("trian")
+    assert result.returncode == 2 and "No such command 'trian'" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_help_answers_without_importing_torch():
+    probe = "\n".join(
+        ["import sys", "from tunesmith.cli import main", "try:", "    main()", "except SystemExit:", "    pass"]
+        + ["print('torch' in sys.modules)"]
+    )
+    result = subprocess.run([sys.executable, "-c", probe, "--help"], capture_output=True, text=True, timeout=60)
+    assert "Usage:" in result.stdout and result.stdout.strip().endswith("False")
+
+
 def test_train_then_generate_from_the_run_directory(tmp_path, tiny_model_dir):
     data = write_jsonl(tmp_path / "train.jsonl", VARIED_CHATS)
     trained = tunesmith("train", run_yaml(tmp_path, tiny_model_dir, data), "--set", "train.learning_rate=1e-3")

@@ -374,11 +374,17 @@ def quiet_libraries() -> None:
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
-def main() -> None:
-    from .render import console
+@app.callback()
+def before_any_command() -> None:
+    """Fine-tune a foundation model on your data."""
+    quiet_libraries()  # here, not in main(): --help and usage errors then answer without importing torch
 
+
+def main() -> None:
+    from rich.console import Console
+
+    console = Console(stderr=True)
     try:
-        quiet_libraries()
         app(standalone_mode=False)
     except TunesmithError as err:
         console.print(f"[red]error:[/] {err}", highlight=False)
@@ -388,10 +394,20 @@ def main() -> None:
         sys.exit(130)
     except typer.Exit as done:
         sys.exit(done.exit_code)
-    except Exception as err:  # click usage errors arrive here in standalone_mode=False
-        import click
-
-        if isinstance(err, click.ClickException):
+    except Exception as err:  # usage errors arrive here in standalone_mode=False
+        if isinstance(err, usage_errors()) and hasattr(err, "show"):
             err.show()
             sys.exit(2)
         raise
+
+
+def usage_errors() -> tuple[type[Exception], ...]:
+    """Recent typer raises from its own vendored click (under typer.TyperException); older typer raises click's."""
+    types: list[type[Exception]] = [typer.TyperException] if hasattr(typer, "TyperException") else []
+    try:
+        import click
+
+        types.append(click.ClickException)
+    except ImportError:
+        pass
+    return tuple(types)
