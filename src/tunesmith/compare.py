@@ -11,11 +11,13 @@ import json
 import multiprocessing
 import queue as queues
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import transformers
 from transformers import AutoModel
 
 from .base import load_base
@@ -125,7 +127,8 @@ def train_apart(config: RunConfig, emit: Callable) -> TrainResult:
     relayed to `emit` as they come; its errors are raised here with their message and exit code."""
     context = multiprocessing.get_context("spawn")  # fork after torch has started its threads can deadlock
     messages = context.Queue()
-    child = context.Process(target=_train_child, args=(config.model_dump(mode="json"), messages), daemon=True)
+    quiet = {"warnings": list(warnings.filters), "transformers_verbosity": transformers.logging.get_verbosity()}
+    child = context.Process(target=_train_child, args=(config.model_dump(mode="json"), messages, quiet), daemon=True)
     child.start()
     try:
         while True:
@@ -154,7 +157,9 @@ def train_apart(config: RunConfig, emit: Callable) -> TrainResult:
             child.terminate()
 
 
-def _train_child(raw: dict, messages) -> None:
+def _train_child(raw: dict, messages, quiet: dict) -> None:
+    warnings.filters[:] = quiet["warnings"]  # a spawned process starts with default filters: keep the parent's quiet
+    transformers.logging.set_verbosity(quiet["transformers_verbosity"])
     try:
         result = train(validate_config(raw), on_event=lambda event: messages.put(("event", event)), fresh=True)
         messages.put(("result", result))
