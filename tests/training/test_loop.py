@@ -200,3 +200,14 @@ def test_invalid_records_stop_the_run_or_are_dropped_and_listed(tmp_path, tiny_m
     assert start.train_examples == len(VARIED_CHATS)
     problem = "train.jsonl:9: messages[1].role: unknown role 'bot'; expected one of system, user, assistant"
     assert start.invalid == [problem, problem]  # the file serves as train and as eval here
+
+
+def test_bf16_asked_for_on_a_cpu_without_bf16_instructions_is_warned_about(monkeypatch):
+    from tunesmith.training import loop
+
+    monkeypatch.setattr(loop.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(loop, "cpu_has_fast_bf16", lambda: False)
+    assert "emulated in software" in loop.slow_precision_warning("bf16")
+    assert loop.slow_precision_warning("fp32") is None
+    monkeypatch.setattr(loop, "cpu_has_fast_bf16", lambda: True)
+    assert loop.slow_precision_warning("bf16") is None
