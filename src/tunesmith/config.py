@@ -181,7 +181,12 @@ class TuneSettings(Settings):
     random_trials: int = Field(4, ge=0, description="Trials sampled at random before TPE models the results.")
     pruner: Literal["median", "none"] = Field("median", description="Stop trials whose eval loss trails the median.")
     prune_startup_trials: int = Field(2, ge=0, description="Trials that finish before any is pruned.")
-    prune_warmup_steps: int = Field(0, ge=0, description="Steps into a trial before it can be pruned.")
+    prune_warmup_steps: int | None = Field(
+        None,
+        ge=0,
+        description="The first step at which a trial can be pruned (null: the step after train.warmup_steps, "
+        "as the file and tune.fixed set it).",
+    )
     seed: int | None = Field(None, description="Sampler seed (null: each worker draws its own).")
     heartbeat_seconds: int = Field(10, ge=1, description="How often a running trial reports that it is alive.")
     stale_after_seconds: int = Field(60, ge=2, description="A running trial silent this long is failed and retried.")

@@ -239,3 +239,13 @@ def test_a_metric_of_another_task_is_refused_before_any_training(tmp_path, tiny_
     with pytest.raises(ConfigError, match="entity_f1 is measured on task sft runs"):
         tune_search(config)
     assert not (tmp_path / "runs").exists()
+
+
+def test_no_trial_is_pruned_at_an_eval_inside_its_learning_rate_warm_up(tmp_path, tiny_model_dir):
+    from tunesmith.tune.study import prune_warmup_steps
+
+    fixed = {"train.max_steps": 4, "train.warmup_steps": 3}
+    config = load_config(write_run_yaml(tmp_path, tiny_model_dir, fixed=fixed))
+    assert prune_warmup_steps(config) == 4  # an eval at step 3, the warm-up's last, is not judged
+    config = load_config(write_run_yaml(tmp_path / "b", tiny_model_dir, prune_warmup_steps=2))
+    assert prune_warmup_steps(config) == 2

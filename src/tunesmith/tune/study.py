@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ..config import RunConfig
 from ..errors import ConfigError
-from .space import baseline_params, get_key, raw_settings
+from .space import baseline_params, get_key, raw_settings, trial_config
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 COUNTED = (*FINISHED, TrialState.RUNNING)  # what the trial quota counts: finished, or being run by someone
@@ -77,9 +77,17 @@ def sampler_and_pruner(config: RunConfig):
     if settings.pruner == "none":
         return sampler, optuna.pruners.NopPruner()
     pruner = optuna.pruners.MedianPruner(
-        n_startup_trials=settings.prune_startup_trials, n_warmup_steps=settings.prune_warmup_steps
+        n_startup_trials=settings.prune_startup_trials, n_warmup_steps=prune_warmup_steps(config)
     )
     return sampler, pruner
+
+
+def prune_warmup_steps(config: RunConfig) -> int:
+    """optuna may prune from this step on. By default after the learning-rate warm-up: an eval during (or at the
+    end of) the warm-up measures how fast the rate ramps up more than where the trial is going."""
+    if config.tune.prune_warmup_steps is not None:
+        return config.tune.prune_warmup_steps
+    return trial_config(config, {}, "pruner").train.warmup_steps + 1
 
 
 def objective_fingerprint(config: RunConfig) -> str:
