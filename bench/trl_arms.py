@@ -1,7 +1,8 @@
 """One arm of the TRL comparison, run in its own process (so its peak RSS is its own), plus the shared evaluator.
 
 Usage (trl_compare.py calls it): python bench/trl_arms.py ARM --steps N --workdir DIR --out RESULT.json
-Arms: ours, ours-1024, ours-packed, ours-ckpt (tunesmith.train), trl-shipped, trl-matched (TRL SFTTrainer + PEFT).
+Arms: ours, ours-1024, ours-packed, ours-ckpt, ours-compile (tunesmith.train), trl-shipped, trl-matched (TRL
+SFTTrainer + PEFT).
 """
 
 from __future__ import annotations
@@ -21,7 +22,15 @@ from tunesmith.data.splits import load_training_data
 from tunesmith.strategies import PREPARE
 from tunesmith.strategies.lora import lora_config
 from tunesmith.training.batching import collate
-from tunesmith.training.loop import StepDone, TrainStart, base_dtype, micro_batch_stream, seed_everything, train
+from tunesmith.training.loop import (
+    StepDone,
+    TrainStart,
+    base_dtype,
+    choose_precision,
+    micro_batch_stream,
+    seed_everything,
+    train,
+)
 from tunesmith.training.loss import supervised_nll
 from tunesmith.training.schedule import learning_rate_at
 
@@ -62,6 +71,7 @@ OURS = {
     "ours-1024": ["train.max_tokens_per_forward=1024"],
     "ours-packed": ["train.packing=true"],
     "ours-ckpt": ["train.gradient_checkpointing=true"],
+    "ours-compile": ["train.compile=true"],
 }
 
 
@@ -160,7 +170,7 @@ def run_trl(steps: int, workdir: Path, matched: bool) -> ArmResult:
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: schedule_factor(config, steps, step))
         args = SFTConfig(
             **common,
-            bf16=True,
+            bf16=choose_precision(ours.precision) == "bf16",  # ours: bf16 only where the hardware has it
             gradient_checkpointing=False,
             max_length=config.data.max_length,
             seed=ours.seed,

@@ -1,13 +1,14 @@
 """The benchmark harness's arithmetic: only steps after the warm-up are timed, and a smoke run says so."""
 
+import json
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-from trl_compare import timed_metrics  # noqa: E402
-from trl_report import best_bf16_peak, render  # noqa: E402
+from trl_compare import check_arms, timed_metrics  # noqa: E402
+from trl_report import best_peak, render, write_report  # noqa: E402
 
 
 def raw_arm(steps=6):
@@ -32,9 +33,9 @@ def test_only_steps_after_the_warm_up_are_timed():
     assert (metrics["rss_load_mib"], metrics["rss_peak_train_mib"]) == (2.0, 4.0)
 
 
-def test_a_smoke_run_is_marked_as_no_measurement():
+def smoke_result() -> dict:
     metrics = timed_metrics(raw_arm()) | {"eval_loss": 0.5, "runs": 1}
-    result = {
+    return {
         "command": "python bench/trl_compare.py --steps 6 --runs 1",
         "started": "now",
         "protocol": {"steps": 6, "runs": 1, "warmup_steps": 3, "eval_examples": 64, "data": "d"},
@@ -57,13 +58,49 @@ def test_a_smoke_run_is_marked_as_no_measurement():
         },
         "runs": [{"arm": "ours", "settings": {"packing": False}}],
     }
-    text = render(result, "x.json")
+
+
+def test_a_smoke_run_is_marked_as_no_measurement():
+    text = render(smoke_result(), "x.json")
     assert "Smoke run" in text
     assert "| trl-matched |" in text and "0.50x" in text
     assert "| 50.0% |" in text  # 1000/30 tok/s x 6e7 FLOPs / 4 GFLOP/s (the later, better peak)
 
 
-def test_mfu_is_against_the_better_of_the_two_peak_measurements():
-    machine = {"matmul_peak_gflops": {"bf16": 1035.0}, "matmul_peak_gflops_after": {"bf16": 2304.0}}
-    assert best_bf16_peak(machine) == 2304.0
-    assert best_bf16_peak({"matmul_peak_gflops": {"bf16": 900.0}}) == 900.0
+def test_mfu_is_against_the_better_of_the_two_peak_measurements_in_the_compute_precision():
+    machine = {"matmul_peak_gflops": {"bf16": 1035.0, "fp32": 130.0}, "matmul_peak_gflops_after": {"bf16": 2304.0}}
+    assert best_peak(machine) == 2304.0  # results from before compute_precision was recorded: bf16
+    assert best_peak({"matmul_peak_gflops": {"bf16": 900.0}}) == 900.0
+    fp32_machine = machine | {"compute_precision": "fp32", "matmul_peak_gflops_after": {"bf16": 0.3, "fp32": 138.0}}
+    assert best_peak(fp32_machine) == 138.0
+
+
+def test_trl_shipped_is_refused_where_its_default_bf16_would_be_emulated():
+    with pytest.raises(SystemExit, match="emulates"):
+        check_arms(["ours", "trl-shipped"], "fp32")
+    check_arms(["ours", "trl-shipped"], "bf16")
+    check_arms(["ours", "trl-matched"], "fp32")
+    with pytest.raises(SystemExit, match="unknown arms"):
+        check_arms(["ours", "trl"], "bf16")
+
+
+def test_the_page_keeps_the_newest_result_of_every_machine(tmp_path):
+    def result(cpu: str, precision: str | None, marker: float) -> dict:
+        metrics = timed_metrics(raw_arm(steps=24)) | {"eval_loss": marker, "runs": 3}
+        machine = smoke_result()["machine"] | {"cpu": cpu}
+        if precision:
+            machine["compute_precision"] = precision
+        return smoke_result() | {"machine": machine, "summary": {"ours": metrics}}
+
+    results = tmp_path / "results"
+    results.mkdir()
+    for name, cpu, precision, marker in [
+        ("20260101T000000Z", "Xeon", None, 0.1111),  # older result of the Xeon machine: replaced by the next one
+        ("20260102T000000Z", "Xeon", None, 0.2222),
+        ("20260103T000000Z", "EPYC", "fp32", 0.3333),
+    ]:
+        (results / f"{name}.json").write_text(json.dumps(result(cpu, precision, marker)))
+    text = write_report(results, tmp_path / "benchmarks.md").read_text()
+    assert "0.1111" not in text and "0.2222" in text and "0.3333" in text
+    assert text.index("EPYC") < text.index("Xeon"), "newest machine first"
+    assert "EPYC, 2 cores, fp32" in text and "Xeon, 2 cores, bf16" in text

@@ -18,6 +18,7 @@ from tunesmith.data.splits import load_training_data
 from tunesmith.files import verify_directory
 from tunesmith.strategies import prepare_lora
 from tunesmith.training.batching import collate, split_by_tokens
+from tunesmith.training.compiled import compile_repeated_blocks
 from tunesmith.training.loop import accumulate_gradients, enable_gradient_checkpointing, train
 from tunesmith.training.loss import SupervisedNLL
 
@@ -38,7 +39,14 @@ def tiny_config(tmp_path, model_dir, **train):
     )
 
 
-def gradients_for(config, batch_size: int, accum: int, checkpointing: bool = False, max_tokens: int | None = None):
+def gradients_for(
+    config,
+    batch_size: int,
+    accum: int,
+    checkpointing: bool = False,
+    max_tokens: int | None = None,
+    compile_blocks: bool = False,
+):
     base = load_base(config.base)
     data = load_training_data(config.data, base.tokenizer, 0)
     torch.manual_seed(0)
@@ -48,6 +56,7 @@ def gradients_for(config, batch_size: int, accum: int, checkpointing: bool = Fal
             torch.nn.init.normal_(param, std=0.1)
     if checkpointing:
         enable_gradient_checkpointing(plan.model)
+    gradients_for.compiled_blocks = compile_repeated_blocks(plan.model) if compile_blocks else 0
     examples = data.train.examples
     window = [(0.0, examples[i : i + batch_size]) for i in range(0, batch_size * accum, batch_size)]
     accelerator = Accelerator(cpu=True)

@@ -35,6 +35,7 @@ from ..strategies import PREPARE, Plan
 from ..strategies.lora import check_4bit_possible
 from .batching import epoch_order, split_by_tokens
 from .checkpoint import CheckpointKeeper, export_artefact, restore_trainable_weights
+from .compiled import compile_repeated_blocks
 from .guards import DivergenceGuard, Interrupted, StopSignals
 from .resources import directory_bytes, peak_rss_bytes, release_free_memory, reset_peak_rss
 from .resume import open_metrics, prepare_run_dir, resume
@@ -281,6 +282,8 @@ def set_up(config: RunConfig, emit, base: Base | None = None) -> Setup:
     plan = PREPARE[config.strategy](base.model, config)
     if settings.gradient_checkpointing:
         enable_gradient_checkpointing(plan.model)
+    if settings.compile:
+        compile_repeated_blocks(plan.model)
     # Precision is ours to apply (in the loss modules): accelerate's state is a process-wide singleton, so a
     # second run in the same process with another mixed_precision would be refused or silently inherit it.
     accelerator = Accelerator(mixed_precision="no")
