@@ -2,6 +2,7 @@
 
 Usage: python bench/packing_speed.py [--steps 20] [--warmup 3] [--block 5] [--threads 1] [--arms padded-grouped,...]
        python bench/packing_speed.py --profile packed-grouped   # one step under torch.profiler, top ops
+       python bench/packing_speed.py --compile ...               # the same with train.compile's compiled blocks
 Each arm draws the same micro-batches a training run would (micro_batch_stream), does the work of one optimizer
 step (batch building, forward, backward, clipping, AdamW) and is timed per step. Arms alternate in blocks of
 `--block` steps after `--warmup` untimed steps each; medians and totals are printed as JSON.
@@ -25,6 +26,7 @@ from tunesmith.config import load_config
 from tunesmith.data.splits import load_training_data
 from tunesmith.strategies import PREPARE
 from tunesmith.training.batching import collate, pack
+from tunesmith.training.compiled import compile_repeated_blocks
 from tunesmith.training.loop import base_dtype, choose_precision, micro_batch_stream
 from tunesmith.training.loss import SupervisedNLL
 
@@ -73,11 +75,13 @@ def one_step(module, optimizer, params, examples, *, pad_id: int, arm: Arm, max_
     }
 
 
-def build(config_path: Path):
+def build(config_path: Path, compile_blocks: bool = False):
     config = load_config(config_path)
     base = load_base(config.base, dtype=base_dtype(config))
     data = load_training_data(config.data, base.tokenizer, config.train.seed)
     plan = PREPARE[config.strategy](base.model, config)
+    if compile_blocks:
+        compile_repeated_blocks(plan.model)
     precision = choose_precision(config.train.precision)
     module = SupervisedNLL(plan.model, compute_dtype=torch.bfloat16 if precision == "bf16" else None).train()
     params = list(plan.trainable_parameters())
@@ -138,12 +142,14 @@ def main() -> None:
     parser.add_argument("--arms", default="padded-grouped,packed-grouped,packed-shuffled", help=", ".join(ARMS))
     parser.add_argument("--profile", choices=sorted(ARMS), help="profile one step of this arm instead")
     parser.add_argument("--top", type=int, default=25, help="rows of the profile table")
+    parser.add_argument("--compile", action="store_true", help="compile the blocks as train.compile does")
     parser.add_argument("--threads", type=int, help="torch threads (1 is far steadier on a machine shared with others)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    config, *parts = build(args.config)
+    config, *parts = build(args.config, args.compile)
     meta = {"precision": parts[-1], "threads": torch.get_num_threads(), "batch_size": config.train.batch_size}
+    meta["compile"] = args.compile
     if args.profile:
         print(json.dumps(meta))
         print(profile_step(args, config, *parts[:-1]))
