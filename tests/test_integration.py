@@ -23,7 +23,7 @@ def tuned_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
     config = load_config(
         EXAMPLE,
-        [f"output_dir={out}", "train.max_steps=24", "train.eval_every=12", "data.max_length=256"],
+        [f"output_dir={out}", "train.max_steps=16", "train.eval_every=8", "data.max_length=256"],
     )
     return train(config)
 
