@@ -1,5 +1,7 @@
 """train.compile: the blocks are compiled in place and train to the same loss and gradients as eager."""
 
+import shutil
+
 import pytest
 import torch
 from tests.training.test_loop import gradients_for, tiny_config
@@ -22,6 +24,10 @@ def test_compile_targets_each_decoder_block_in_place_and_keeps_parameter_names(t
     assert [name for name, _ in plan.model.named_parameters()] == names_before  # adapters save under the same keys
 
 
+NO_COMPILER = not (shutil.which("g++") or shutil.which("clang++")) and not torch.cuda.is_available()
+
+
+@pytest.mark.skipif(NO_COMPILER, reason="inductor needs a C++ compiler on a CPU (train.compile refuses without one)")
 @pytest.mark.parametrize("checkpointing", [False, True], ids=["plain", "with-checkpointing"])
 def test_compiled_blocks_give_the_same_loss_and_gradients_as_eager(tmp_path, tiny_model_dir, checkpointing):
     config = tiny_config(tmp_path, tiny_model_dir)
