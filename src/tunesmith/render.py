@@ -69,6 +69,11 @@ class EventRenderer:
             f"  {event.train_examples} train / {event.eval_examples} eval examples{supervised}, "
             f"precision {event.precision}"
         )
+        if event.compiled_blocks:
+            console.print(
+                f"  train.compile: {event.compiled_blocks} blocks are compiled during the first steps (slower than"
+                " the rest; inductor caches the graphs on disk for later runs)"
+            )
         if event.truncated:
             console.print(f"  [yellow]{event.truncated} examples truncated to max_length[/]")
         if event.dropped:

@@ -11,6 +11,7 @@ from tunesmith.errors import ConfigError
 from tunesmith.strategies import prepare_lora
 from tunesmith.training import compiled
 from tunesmith.training.compiled import compile_repeated_blocks
+from tunesmith.training.loop import TrainStart
 
 
 def test_compile_targets_each_decoder_block_in_place_and_keeps_parameter_names(tmp_path, tiny_model_dir):
@@ -48,3 +49,14 @@ def test_compile_without_a_cpp_compiler_is_a_config_error(monkeypatch):
     monkeypatch.setattr(compiled.torch.cuda, "is_available", lambda: False)
     with pytest.raises(ConfigError, match="C\\+\\+ compiler"):
         compile_repeated_blocks(torch.nn.Linear(2, 2))
+
+
+def test_the_run_start_says_the_first_steps_compile():
+    from tunesmith.render import EventRenderer, console
+
+    with console.capture() as captured:
+        EventRenderer()(TrainStart(4, "lora", 8, 8, 100, 0, [], "fp32", compiled_blocks=30))
+    assert "30 blocks are compiled during the first steps" in captured.get()
+    with console.capture() as captured:
+        EventRenderer()(TrainStart(4, "lora", 8, 8, 100, 0, [], "fp32"))
+    assert "compile" not in captured.get()

@@ -57,6 +57,7 @@ class TrainStart:
     precision: str
     invalid: list[str] = field(default_factory=list)  # records left out as invalid (data.on_invalid: drop)
     unit: str = "token"  # what the loss averages over: "token" (generation) or "example" (classification)
+    compiled_blocks: int = 0  # train.compile: blocks compiled on first use (the first steps are slower)
 
 
 @dataclass
@@ -141,7 +142,7 @@ def train(
     )
     loss_module, optimizer = accelerator.prepare(work.loss_module, optimizer)
     total_steps = count_steps(config, len(work.train))
-    emit(start_event(plan, data, total_steps, precision, work.unit))
+    emit(start_event(plan, data, total_steps, precision, work.unit, setup.compiled_blocks))
     keeper = CheckpointKeeper(run_dir, plan, optimizer, settings.keep_checkpoints)
     resumed = {} if fresh else resume(run_dir, plan, optimizer, keeper, emit)
     done_steps, train_loss = resumed.get("step", 0), resumed.get("train_loss", math.nan)
@@ -263,6 +264,7 @@ class Setup:
     accelerator: Accelerator
     work: Workload
     precision: str
+    compiled_blocks: int = 0
 
 
 def set_up(config: RunConfig, emit, base: Base | None = None) -> Setup:
@@ -282,15 +284,14 @@ def set_up(config: RunConfig, emit, base: Base | None = None) -> Setup:
     plan = PREPARE[config.strategy](base.model, config)
     if settings.gradient_checkpointing:
         enable_gradient_checkpointing(plan.model)
-    if settings.compile:
-        compile_repeated_blocks(plan.model)
+    compiled_blocks = compile_repeated_blocks(plan.model) if settings.compile else 0
     # Precision is ours to apply (in the loss modules): accelerate's state is a process-wide singleton, so a
     # second run in the same process with another mixed_precision would be refused or silently inherit it.
     accelerator = Accelerator(mixed_precision="no")
     plan.model.to(accelerator.device)
     compute_dtype = torch.bfloat16 if precision == "bf16" else None
     work = build_workload(config, plan, data, tokenizer.pad_token_id, accelerator.device, compute_dtype, emit)
-    return Setup(tokenizer, data, plan, accelerator, work, precision)
+    return Setup(tokenizer, data, plan, accelerator, work, precision, compiled_blocks)
 
 
 def accumulate_gradients(accelerator, loss_module, window, collate_batch, max_tokens: int | None = None) -> float:
@@ -340,7 +341,7 @@ def scheduled_lr(settings, step: int, total_steps: int) -> float:
     )
 
 
-def start_event(plan: Plan, data, total_steps: int, precision: str, unit: str) -> TrainStart:
+def start_event(plan: Plan, data, total_steps: int, precision: str, unit: str, compiled: int = 0) -> TrainStart:
     eval_set = data.eval
     return TrainStart(
         total_steps,
@@ -353,6 +354,7 @@ def start_event(plan: Plan, data, total_steps: int, precision: str, unit: str) -
         precision,
         [str(problem) for problem in data.invalid],
         unit,
+        compiled,
     )
 
 
