@@ -85,6 +85,28 @@ def test_resume_after_a_crash_is_bit_exact(tmp_path, tiny_model_dir):
     assert len(steps) == 12, "metrics must continue without duplicated or lost steps"
 
 
+@pytest.mark.parametrize("strategy", ["full", "head"])
+def test_a_whole_model_checkpoint_stores_its_weights_once_and_resumes_bit_exact(tmp_path, tiny_model_dir, strategy):
+    def config_in(directory):
+        path = write_config(directory, tiny_model_dir, steps=6, eval_every=3)
+        path.write_text(path.read_text() + f"strategy: {strategy}\n")
+        return load_config(path)
+
+    def final_state(config):
+        checkpoint = config.run_dir / "checkpoints" / "step-000006"
+        assert not (checkpoint / WEIGHTS).exists(), "the artefact already holds the trainable weights"
+        optimizer = load_file(checkpoint / "optimizer.safetensors")
+        return load_file(checkpoint / "artefact" / "model.safetensors") | {f"opt.{k}": v for k, v in optimizer.items()}
+
+    reference = config_in(tmp_path / "a")
+    train(reference)
+    interrupted = config_in(tmp_path / "b")
+    with pytest.raises(Crash):
+        train(interrupted, on_event=crash_at(4))  # resumes from step 3's checkpoint, which has no WEIGHTS file
+    train(interrupted)
+    assert_identical(final_state(reference), final_state(interrupted))
+
+
 def test_a_corrupt_newest_checkpoint_is_skipped_and_named(tmp_path, tiny_model_dir):
     config = load_config(write_config(tmp_path, tiny_model_dir, steps=5, eval_every=100))
     train(config)

@@ -13,7 +13,7 @@ import torch
 from ..errors import TunesmithError
 from ..files import atomic_write_text, verify_directory, write_directory
 from ..strategies import Plan
-from .state import load_trainable_weights, load_training_state, save_training_state
+from .state import ARTEFACT, load_trainable_weights, load_training_state, save_training_state
 
 STATE = "trainer_state.json"
 log = logging.getLogger("tunesmith")
@@ -27,7 +27,7 @@ def save_checkpoint(run_dir: Path, plan: Plan, optimizer: torch.optim.Optimizer,
     target = checkpoint_dir(run_dir, state["step"])
 
     def fill(staging: Path) -> None:
-        plan.save(staging / "artefact")
+        plan.save(staging / ARTEFACT)
         save_training_state(staging, plan, optimizer)
         atomic_write_text(staging / STATE, json.dumps(state, indent=1))
 
@@ -134,7 +134,7 @@ def export_artefact(checkpoint: Path, destination: Path, tokenizer) -> None:
         raise RuntimeError(f"refusing to export an invalid checkpoint: {problem}")
 
     def fill(staging: Path) -> None:
-        shutil.copytree(checkpoint / "artefact", staging, dirs_exist_ok=True)
+        shutil.copytree(checkpoint / ARTEFACT, staging, dirs_exist_ok=True)
         tokenizer.save_pretrained(staging)
 
     write_directory(destination, fill)

@@ -9,21 +9,27 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from ..strategies import Plan
 
 WEIGHTS, OPTIMIZER, RNG, META = "trainable.safetensors", "optimizer.safetensors", "rng.safetensors", "resume.json"
+ARTEFACT = "artefact"  # the checkpoint's copy of what the run exports (adapter or whole model)
 
 
 def save_training_state(directory: Path, plan: Plan, optimizer: torch.optim.Optimizer) -> None:
+    """Optimizer, RNG and, unless the checkpoint's artefact/ already holds them bit for bit (a full or head
+    fine-tune saves the whole model there), the trainable weights."""
     weights = {name: p.detach().contiguous() for name, p in plan.model.named_parameters() if p.requires_grad}
-    save_file(weights, directory / WEIGHTS)
+    if not artefact_holds(directory / ARTEFACT, weights):
+        save_file(weights, directory / WEIGHTS)
     tensors, scalars = split_optimizer_state(optimizer.state_dict())
     save_file(tensors, directory / OPTIMIZER)
     save_file(torch_rng_states(), directory / RNG)
@@ -31,14 +37,43 @@ def save_training_state(directory: Path, plan: Plan, optimizer: torch.optim.Opti
     (directory / META).write_text(json.dumps(meta), encoding="utf-8")
 
 
+def artefact_tensors(artefact: Path, names: set[str]) -> Iterator[tuple[str, torch.Tensor]]:
+    """The tensors called `names` in the artefact's safetensors files (one file or shards), one at a time, so a
+    whole model is never held twice in memory."""
+    for path in sorted(artefact.glob("*.safetensors")):
+        with safe_open(path, framework="pt") as handle:
+            for name in sorted(names & set(handle.keys())):
+                yield name, handle.get_tensor(name)
+
+
+def artefact_holds(artefact: Path, weights: dict[str, torch.Tensor]) -> bool:
+    """True if the artefact stores every trainable tensor under its parameter name, bit for bit."""
+    matched = set()
+    for name, stored in artefact_tensors(artefact, set(weights)):
+        if stored.dtype != weights[name].dtype or not torch.equal(stored, weights[name]):
+            return False
+        matched.add(name)
+    return matched == weights.keys()
+
+
+def read_trainable_weights(directory: Path, names: set[str]) -> Iterator[tuple[str, torch.Tensor]]:
+    if (directory / WEIGHTS).exists():
+        yield from load_file(directory / WEIGHTS).items()
+    else:
+        yield from artefact_tensors(directory / ARTEFACT, names)
+
+
 def load_trainable_weights(directory: Path, plan: Plan) -> None:
-    weights = load_file(directory / WEIGHTS)
     params = {name: p for name, p in plan.model.named_parameters() if p.requires_grad}
-    if set(weights) != set(params):
-        raise ValueError(f"{directory / WEIGHTS}: trainable parameters differ from this run's model")
+    restored = set()
     with torch.no_grad():
-        for name, param in params.items():
-            param.copy_(weights[name])
+        for name, tensor in read_trainable_weights(directory, set(params)):
+            if name not in params:
+                break
+            params[name].copy_(tensor)
+            restored.add(name)
+    if restored != params.keys():
+        raise ValueError(f"{directory}: trainable parameters differ from this run's model")
 
 
 def load_training_state(directory: Path, plan: Plan, optimizer: torch.optim.Optimizer) -> None:
