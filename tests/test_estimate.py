@@ -11,7 +11,7 @@ def test_each_strategy_gets_a_measured_step_and_an_epoch_time(tiny_model_dir):
     fields["total"] = FieldStats(40, 60, 70, 40.0)
     stats = TokenStats(fields, {"32-63": 100}, 512, 0, 0, training_tokens=4_000)
     estimates = estimate_epoch_time(str(tiny_model_dir), stats, batch_size=2, timed_steps=1)
-    assert [e.strategy for e in estimates] == ["full", "lora"]
+    assert [e.strategy for e in estimates] == ["full", "head", "lora"]
     for e in estimates:
         assert e.seconds_per_step > 0
         assert e.tokens_per_s == pytest.approx(2 * 40 / e.seconds_per_step, rel=0.01)

@@ -13,7 +13,9 @@ from .base import load_base
 from .config import LoraSettings
 from .data.encode import IGNORE
 from .data.tokens import TokenStats
+from .strategies.head import untied_lm_head
 from .strategies.lora import lora_config
+from .strategies.plan import freeze
 from .training.loop import choose_precision
 from .training.loss import supervised_nll
 
@@ -31,18 +33,22 @@ class EpochEstimate:
 def estimate_epoch_time(
     base_spec: str, stats: TokenStats, batch_size: int = 8, timed_steps: int = 2
 ) -> list[EpochEstimate]:
-    """Each strategy on the base as training would hold it: full in fp32, LoRA over a bf16 base under bf16."""
+    """Each strategy on the base as training would hold it: full in fp32, head (the LM head alone, untied, over a
+    frozen fp32 body), LoRA over a bf16 base under bf16."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     precision = choose_precision("auto")
     seq_len = max(2, min(stats.max_length, round(stats.fields["total"].mean)))
     answer_share = stats.fields["answer"].mean / max(stats.fields["total"].mean, 1) if "answer" in stats.fields else 1
     estimates = []
-    for strategy in ("full", "lora"):
+    for strategy in ("full", "head", "lora"):
         frozen_dtype = torch.bfloat16 if strategy == "lora" and precision == "bf16" else torch.float32
         base = load_base(base_spec, dtype=frozen_dtype)
         model = base.model.to(device)
         if strategy == "lora":
             model = get_peft_model(model, lora_config(LoraSettings()))  # peft keeps the adapters in fp32
+        elif strategy == "head":
+            freeze(model)
+            untied_lm_head(model)[0].requires_grad_(True)
         batch = calibration_batch(len(base.tokenizer), batch_size, seq_len, answer_share, device)
         seconds = seconds_per_step(model, batch, precision, device, timed_steps)
         tokens_per_s = batch_size * seq_len / seconds
