@@ -28,7 +28,7 @@ def save_training_state(directory: Path, plan: Plan, optimizer: torch.optim.Opti
     """Optimizer, RNG and, unless the checkpoint's artefact/ already holds them bit for bit (a full or head
     fine-tune saves the whole model there), the trainable weights."""
     weights = {name: p.detach().contiguous() for name, p in plan.model.named_parameters() if p.requires_grad}
-    if not artefact_holds(directory / ARTEFACT, weights):
+    if not artefact_holds(directory, weights):
         save_file(weights, directory / WEIGHTS)
     tensors, scalars = split_optimizer_state(optimizer.state_dict())
     save_file(tensors, directory / OPTIMIZER)
@@ -37,43 +37,45 @@ def save_training_state(directory: Path, plan: Plan, optimizer: torch.optim.Opti
     (directory / META).write_text(json.dumps(meta), encoding="utf-8")
 
 
-def artefact_tensors(artefact: Path, names: set[str]) -> Iterator[tuple[str, torch.Tensor]]:
-    """The tensors called `names` in the artefact's safetensors files (one file or shards), one at a time, so a
-    whole model is never held twice in memory."""
-    for path in sorted(artefact.glob("*.safetensors")):
+def tensors_named(files: list[Path], names: set[str]) -> Iterator[tuple[str, torch.Tensor]]:
+    """The tensors called `names` in these safetensors files, one at a time, so a whole model is never held twice
+    in memory."""
+    for path in files:
         with safe_open(path, framework="pt") as handle:
             for name in sorted(names & set(handle.keys())):
                 yield name, handle.get_tensor(name)
 
 
-def artefact_holds(artefact: Path, weights: dict[str, torch.Tensor]) -> bool:
-    """True if the artefact stores every trainable tensor under its parameter name, bit for bit."""
+def artefact_files(directory: Path) -> list[Path]:
+    return sorted((directory / ARTEFACT).glob("*.safetensors"))  # one file, or shards
+
+
+def artefact_holds(directory: Path, weights: dict[str, torch.Tensor]) -> bool:
+    """True if the checkpoint's artefact stores every trainable tensor under its parameter name, bit for bit."""
     matched = set()
-    for name, stored in artefact_tensors(artefact, set(weights)):
+    for name, stored in tensors_named(artefact_files(directory), set(weights)):
         if stored.dtype != weights[name].dtype or not torch.equal(stored, weights[name]):
             return False
         matched.add(name)
     return matched == weights.keys()
 
 
-def read_trainable_weights(directory: Path, names: set[str]) -> Iterator[tuple[str, torch.Tensor]]:
-    if (directory / WEIGHTS).exists():
-        yield from load_file(directory / WEIGHTS).items()
-    else:
-        yield from artefact_tensors(directory / ARTEFACT, names)
-
-
 def load_trainable_weights(directory: Path, plan: Plan) -> None:
+    """From trainable.safetensors (exactly the trainable tensors), or else from the checkpoint's artefact (the whole
+    model, holding them among the frozen ones). Names are checked before any weight is touched."""
     params = {name: p for name, p in plan.model.named_parameters() if p.requires_grad}
-    restored = set()
-    with torch.no_grad():
-        for name, tensor in read_trainable_weights(directory, set(params)):
-            if name not in params:
-                break
-            params[name].copy_(tensor)
-            restored.add(name)
-    if restored != params.keys():
+    own_file = directory / WEIGHTS
+    files = [own_file] if own_file.exists() else artefact_files(directory)
+    stored = set()
+    for path in files:
+        with safe_open(path, framework="pt") as handle:
+            stored |= set(handle.keys())
+    complete = stored == params.keys() if own_file.exists() else params.keys() <= stored
+    if not complete:
         raise ValueError(f"{directory}: trainable parameters differ from this run's model")
+    with torch.no_grad():
+        for name, tensor in tensors_named(files, set(params)):
+            params[name].copy_(tensor)
 
 
 def load_training_state(directory: Path, plan: Plan, optimizer: torch.optim.Optimizer) -> None:
