@@ -95,6 +95,11 @@ class TrainSettings(Settings):
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     max_grad_norm: float | None = Field(1.0, gt=0, description="Gradient clipping; null turns it off.")
     eval_every: int = Field(50, ge=1, description="Evaluate eval loss every N optimizer steps.")
+    select_by: Literal["eval_loss", "accuracy", "macro_f1"] = Field(
+        "eval_loss",
+        description="The checkpoint a run exports: the lowest eval loss, or for task classify the highest accuracy "
+        "or macro-F1 on the eval split, scored at every evaluation.",
+    )
     save_every: int | None = Field(None, ge=1, description="Checkpoint every N steps (default: eval_every).")
     log_every: int = Field(1, ge=1, description="Write a metrics.jsonl line every N steps.")
     keep_checkpoints: int = Field(2, ge=1, description="Newest checkpoints kept (the best is kept as well).")
@@ -232,6 +237,14 @@ class RunConfig(Settings):
     def _save_every_defaults_to_eval_every(self) -> RunConfig:
         if self.train.save_every is None:
             self.train.save_every = self.train.eval_every
+        return self
+
+    @model_validator(mode="after")
+    def _select_by_fits_the_task(self) -> RunConfig:
+        if self.train.select_by != "eval_loss" and self.task != "classify":
+            raise ValueError(
+                f"train.select_by: {self.train.select_by} scores classifiers; task {self.task} selects by eval_loss"
+            )
         return self
 
     @model_validator(mode="after")

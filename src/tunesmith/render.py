@@ -107,11 +107,16 @@ class EventRenderer:
 
     def on_EvalDone(self, event: EvalDone) -> None:
         mark = " [green](best)[/]" if event.is_best else ""
-        self.progress.console.print(f"  step {event.step}: eval loss {event.eval_loss:.4f}{mark}")
+        metric = f", {event.select_by} {event.metric:.1%}" if event.metric is not None else ""
+        self.progress.console.print(f"  step {event.step}: eval loss {event.eval_loss:.4f}{metric}{mark}")
 
 
 def print_train_result(result: TrainResult) -> None:
     best = f"best eval loss {result.best_eval_loss:.4f} at step {result.best_step}" if result.best_eval_loss else ""
+    if best and result.selected_by != "eval_loss":
+        best = (
+            f"exported step {result.best_step}, the best {result.selected_by} (eval loss {result.best_eval_loss:.4f})"
+        )
     console.print(
         f"[green]done[/] {result.steps} steps in {result.wall_seconds:.0f} s; final train loss "
         f"{result.final_train_loss:.4f}; {best}"

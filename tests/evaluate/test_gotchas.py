@@ -63,6 +63,14 @@ def test_a_healthy_run_is_ok_and_exporting_the_last_instead_of_the_best_fails(tm
     assert last.verdicts[1].gotcha == "exported checkpoint" and last.verdicts[1].status == FAIL
 
 
+def test_a_checkpoint_exported_by_the_task_metric_it_was_told_to_use_is_not_a_failure(tmp_path):
+    run = write_run(tmp_path / "by-accuracy", falling(2.0, 0.1, 40), [1.5, 1.2, 1.4, 1.7], 40)
+    summary = json.loads((run / "train_summary.json").read_text())
+    (run / "train_summary.json").write_text(json.dumps(summary | {"selected_by": "accuracy"}))
+    exported = overfitting(run).verdicts[1]
+    assert exported.status == OK and "accuracy" in exported.note and "step 20" in exported.note
+
+
 def test_eval_rising_while_train_loss_also_rises_is_a_warning_not_overfitting(tmp_path):
     diverging = overfitting(write_run(tmp_path / "div", falling(1.0, 3.0, 40), [1.5, 1.2, 1.4, 1.7], 20))
     assert diverging.verdicts[0].status == WARN and diverging.train_falling is False

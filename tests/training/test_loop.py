@@ -15,8 +15,10 @@ from tunesmith.base import load_base
 from tunesmith.config import validate_config
 from tunesmith.data.encode import EncodedExample
 from tunesmith.data.splits import load_training_data
+from tunesmith.errors import ConfigError
 from tunesmith.files import verify_directory
 from tunesmith.strategies import prepare_lora
+from tunesmith.training import loop
 from tunesmith.training.batching import collate, split_by_tokens
 from tunesmith.training.compiled import compile_repeated_blocks
 from tunesmith.training.loop import accumulate_gradients, enable_gradient_checkpointing, train
@@ -220,3 +222,34 @@ def test_bf16_asked_for_on_a_cpu_without_bf16_instructions_is_warned_about(monke
     assert loop.slow_precision_warning("fp32") is None
     monkeypatch.setattr(loop, "cpu_has_fast_bf16", lambda: True)
     assert loop.slow_precision_warning("bf16") is None
+
+
+def test_a_classifier_can_export_the_checkpoint_with_the_best_accuracy_not_the_lowest_loss(
+    tmp_path, tiny_bert_dir, monkeypatch
+):
+    from tests.strategies.test_strategies import classify_config
+
+    scripted = iter([0.50, 0.90, 0.60])  # accuracy at the evaluations of steps 2, 4, 6; then the final scoring
+
+    def scripted_scores(*args, **kwargs):
+        return {"accuracy": next(scripted, 0.0), "macro_f1": 0.0}
+
+    monkeypatch.setattr(loop, "classify_eval", scripted_scores)
+    train_settings = {"max_steps": 6, "eval_every": 2, "learning_rate": 1e-2, "warmup_steps": 0, "precision": "fp32"}
+    config = classify_config(
+        tmp_path, tiny_bert_dir, "head", train=train_settings | {"batch_size": 4, "select_by": "accuracy"}
+    )
+    result = train(config)
+    evals = [json.loads(x) for x in (config.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["accuracy"]) for r in evals if r["type"] == "eval"] == [(2, 0.5), (4, 0.9), (6, 0.6)]
+    assert result.best_step == 4 and result.selected_by == "accuracy"
+    exported = load_file(result.artefact_dir / "model.safetensors")["classifier.weight"]
+    step_4 = load_file(config.run_dir / "checkpoints" / "step-000004" / "artefact" / "model.safetensors")
+    step_6 = load_file(config.run_dir / "checkpoints" / "step-000006" / "artefact" / "model.safetensors")
+    assert torch.equal(exported, step_4["classifier.weight"])
+    assert not torch.equal(exported, step_6["classifier.weight"]), "steps 4 and 6 must differ for this to mean anything"
+
+
+def test_selecting_by_a_classification_metric_is_refused_for_generation(tmp_path, tiny_model_dir):
+    with pytest.raises(ConfigError, match="select_by"):
+        tiny_config(tmp_path, tiny_model_dir, select_by="accuracy")

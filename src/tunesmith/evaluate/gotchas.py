@@ -153,6 +153,7 @@ class Overfitting:
     rise: float | None  # (last eval loss - best) / best
     train_falling: bool | None  # train loss at the last eval below its value at the best eval
     verdicts: list[Verdict] = field(default_factory=list)
+    selected_by: str = "eval_loss"  # train.select_by of the run: what chose the exported checkpoint
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -182,6 +183,7 @@ def overfitting(run_dir: Path, thresholds: Thresholds = Thresholds()) -> Overfit
     points = eval_points(records)
     curve = [[r["step"], r["loss"]] for r in records if r.get("type") == "train"]
     result = Overfitting(points, curve, None, summary.get("best_step"), None, None)
+    result.selected_by = summary.get("selected_by", "eval_loss")
     if len(points) < 2:
         note = "fewer than two eval losses logged (set data.eval and train.eval_every): cannot judge"
         result.verdicts.append(Verdict("overfitting", WARN, "eval loss rise", None, note=note))
@@ -211,6 +213,10 @@ def exported_verdict(result: Overfitting) -> Verdict:
     if result.exported_step is None:
         return Verdict("exported checkpoint", WARN, "exported step", None, note="no train_summary.json", unit="step")
     best = result.exported_step == result.best_step
+    if result.selected_by != "eval_loss":  # the run was told to export its best task metric instead
+        lowest = "" if best else f"; the lowest eval loss was at step {result.best_step}"
+        note = f"the best by {result.selected_by} (train.select_by){lowest}"
+        return Verdict("exported checkpoint", OK, "exported step", result.exported_step, note=note, unit="step")
     note = "the best checkpoint by eval loss" if best else f"not the best by eval loss (step {result.best_step})"
     status = OK if best else FAIL
     return Verdict("exported checkpoint", status, "exported step", result.exported_step, note=note, unit="step")

@@ -71,7 +71,8 @@ class CheckpointWriteError(TunesmithError):
 
 
 class CheckpointKeeper:
-    """Saves checkpoints; keeps the newest `keep_last` and the best by eval loss. Deletes only after a commit."""
+    """Saves checkpoints; keeps the newest `keep_last` and the best (lowest score: the eval loss, or minus the task
+    metric the run selects by). Deletes only after a commit."""
 
     def __init__(self, run_dir: Path, plan: Plan, optimizer: torch.optim.Optimizer, keep_last: int = 2):
         self.run_dir, self.plan, self.optimizer, self.keep_last = run_dir, plan, optimizer, keep_last
@@ -79,6 +80,7 @@ class CheckpointKeeper:
         self.best: Path | None = None
         self.best_step = 0
         self.best_eval_loss = float("inf")
+        self.best_score = float("inf")
 
     def save(self, state: dict) -> Path:
         target = checkpoint_dir(self.run_dir, state["step"])
@@ -91,25 +93,32 @@ class CheckpointKeeper:
             prune_checkpoints(self.run_dir, keep={*self.recent, *([self.best] if self.best else [])})
         return target
 
-    def offer(self, state: dict, eval_loss: float) -> bool:
-        """Record an eval result; checkpoint the step if it is the best so far. True if it is."""
-        if eval_loss >= self.best_eval_loss:
+    def offer(self, state: dict, eval_loss: float, score: float | None = None) -> bool:
+        """Record an eval result (`score`, lower is better, defaults to the eval loss); checkpoint the step if it is
+        the best so far. True if it is."""
+        score = eval_loss if score is None else score
+        if score >= self.best_score:
             return False
-        self.best_eval_loss, self.best_step = eval_loss, state["step"]
+        self.best_score, self.best_eval_loss, self.best_step = score, eval_loss, state["step"]
         self.best = checkpoint_dir(self.run_dir, state["step"])
-        self.save(state | {"eval_loss": eval_loss})
+        self.save(state | {"eval_loss": eval_loss, "score": score})
         return True
 
     def snapshot(self) -> dict:
-        return {"best_step": self.best_step, "best_eval_loss": self.best_eval_loss if self.best else None}
+        if not self.best:
+            return {"best_step": self.best_step, "best_eval_loss": None}
+        return {"best_step": self.best_step, "best_eval_loss": self.best_eval_loss, "best_score": self.best_score}
 
     def restore(self, state: dict, resumed_from: Path) -> None:
         saved = state.get("keeper", {})
         if saved.get("best_eval_loss") is not None:
             self.best_step, self.best_eval_loss = saved["best_step"], saved["best_eval_loss"]
+            self.best_score = saved.get("best_score", self.best_eval_loss)
             self.best = checkpoint_dir(self.run_dir, self.best_step)
-        if state.get("eval_loss") is not None and state["eval_loss"] < self.best_eval_loss:
+        score = state.get("score", state.get("eval_loss"))
+        if score is not None and score < self.best_score:
             self.best_step, self.best_eval_loss, self.best = state["step"], state["eval_loss"], resumed_from
+            self.best_score = score
         self.recent = [resumed_from]
 
     @property

@@ -78,6 +78,8 @@ class EvalDone:
     step: int
     eval_loss: float
     is_best: bool
+    select_by: str = "eval_loss"
+    metric: float | None = None  # the task metric the run selects by (classify: accuracy or macro_f1)
 
 
 @dataclass
@@ -100,6 +102,7 @@ class TrainResult:
     throughput: float = 0.0  # median per-step tokens/s (generation) or examples/s (classification)
     throughput_unit: str = "tokens/s"
     eval_metrics: dict | None = None  # classify: accuracy, macro-F1, confusion on the eval split (exported model)
+    selected_by: str = "eval_loss"  # what chose the exported checkpoint (train.select_by)
 
     @property
     def trainable_percent(self) -> float:
@@ -172,8 +175,14 @@ def train(
             state = {"step": step, "train_loss": train_loss}
             if work.eval and (step % settings.eval_every == 0 or last):
                 eval_loss = evaluate_loss(accelerator, loss_module, work.eval, settings.batch_size, work.collate)
-                emit(EvalDone(step, eval_loss, keeper.offer(state, eval_loss)))
-                write_metrics(metrics, {"type": "eval", "step": step, "eval_loss": eval_loss})
+                metric = None
+                if settings.select_by != "eval_loss":
+                    scores = classify_eval(loss_module, work, data.labels, settings.batch_size, accelerator.device)
+                    metric = scores[settings.select_by]
+                is_best = keeper.offer(state, eval_loss, None if metric is None else -metric)
+                emit(EvalDone(step, eval_loss, is_best, settings.select_by, metric))
+                record = {"type": "eval", "step": step, "eval_loss": eval_loss}
+                write_metrics(metrics, record | ({settings.select_by: metric} if metric is not None else {}))
             if step % settings.save_every == 0 or last or stop.requested:
                 keeper.save(state)
             if stop.requested:
@@ -204,6 +213,7 @@ def train(
         float(np.median(speeds)) if speeds else 0.0,
         "tokens/s" if work.unit == "token" else "examples/s",
         eval_metrics,
+        settings.select_by,
     )
     atomic_write_text(run_dir / "train_summary.json", json.dumps(asdict(result), indent=1, default=str))
     return result
