@@ -174,15 +174,9 @@ def train(
                 write_metrics(metrics, {"type": "train"} | asdict(done))
             state = {"step": step, "train_loss": train_loss}
             if work.eval and (step % settings.eval_every == 0 or last):
-                eval_loss = evaluate_loss(accelerator, loss_module, work.eval, settings.batch_size, work.collate)
-                metric = None
-                if settings.select_by != "eval_loss":
-                    scores = classify_eval(loss_module, work, data.labels, settings.batch_size, accelerator.device)
-                    metric = scores[settings.select_by]
-                is_best = keeper.offer(state, eval_loss, None if metric is None else -metric)
-                emit(EvalDone(step, eval_loss, is_best, settings.select_by, metric))
-                record = {"type": "eval", "step": step, "eval_loss": eval_loss}
-                write_metrics(metrics, record | ({settings.select_by: metric} if metric is not None else {}))
+                evaluated = evaluate_step(accelerator, loss_module, work, data.labels, settings, keeper, state)
+                emit(evaluated)
+                write_metrics(metrics, eval_record(evaluated))
             if step % settings.save_every == 0 or last or stop.requested:
                 keeper.save(state)
             if stop.requested:
@@ -384,6 +378,22 @@ def step_event(step, total_steps, window, loss, lr, grad_norm, seconds) -> StepD
         supervised / seconds,
         len(examples) / seconds,
     )
+
+
+def evaluate_step(accelerator, loss_module, work, labels, settings, keeper, state: dict) -> EvalDone:
+    """Eval loss, and the task metric when the run selects by one; the keeper checkpoints the step if it is the best
+    so far (lowest loss, or highest metric)."""
+    eval_loss = evaluate_loss(accelerator, loss_module, work.eval, settings.batch_size, work.collate)
+    metric = None
+    if settings.select_by != "eval_loss":
+        metric = classify_eval(loss_module, work, labels, settings.batch_size, accelerator.device)[settings.select_by]
+    is_best = keeper.offer(state, eval_loss, None if metric is None else -metric)
+    return EvalDone(state["step"], eval_loss, is_best, settings.select_by, metric)
+
+
+def eval_record(event: EvalDone) -> dict:
+    record = {"type": "eval", "step": event.step, "eval_loss": event.eval_loss}
+    return record | ({event.select_by: event.metric} if event.metric is not None else {})
 
 
 @torch.no_grad()
