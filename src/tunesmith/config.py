@@ -77,10 +77,12 @@ class TrainSettings(Settings):
         "8 x 512 batches of SmolLM2-135M, pieces of 2048 were as fast with half the activation memory. null: never "
         "split.",
     )
-    gradient_checkpointing: bool = Field(
-        False,
+    gradient_checkpointing: Literal["auto"] | bool = Field(
+        "auto",
         description="Recompute each block's activations in the backward pass instead of keeping them: less memory "
-        "(activations of one block at a time), about a third more compute.",
+        "(activations of one block at a time), about a third more compute, the same gradients. 'auto' turns it on "
+        "only when a step would not fit in free memory, predicted from what autograd keeps for a probe forward on "
+        "the longest example.",
     )
     compile: bool = Field(
         False,

@@ -14,6 +14,7 @@ from rich.progress import (
 from rich.table import Table
 
 from .training.loop import EvalDone, StepDone, TrainResult, TrainStart
+from .training.memory import MemoryPlan
 
 console = Console(stderr=True)
 out = Console()
@@ -74,6 +75,8 @@ class EventRenderer:
                 f"  train.compile: {event.compiled_blocks} blocks are compiled during the first steps (slower than"
                 " the rest; inductor caches the graphs on disk for later runs)"
             )
+        if event.memory:
+            console.print(memory_line(event.memory), highlight=False)
         if event.truncated:
             console.print(f"  [yellow]{event.truncated} examples truncated to max_length[/]")
         if event.dropped:
@@ -163,3 +166,31 @@ def strategy_table(comparison) -> Table:
     for row in rows:
         table.add_row(*(cell.strip() for cell in row.strip("|").split("|")))
     return table
+
+
+def gib(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB"
+
+
+def memory_line(memory: MemoryPlan) -> str:
+    """The memory a step needs against what is free, and what was done about gradient checkpointing."""
+    need = (
+        f"a step of {memory.forward_tokens:,}-token forwards needs ~{gib(memory.step_bytes)} (activations kept for "
+        f"backward {gib(memory.activation_bytes)}, optimizer state {gib(memory.state_bytes)}); "
+        f"{gib(memory.available_bytes)} free"
+    )
+    if not memory.fits_at_all:
+        return (
+            f"  [red]memory: {need}: the optimizer state alone may not fit and checkpointing cannot shrink it "
+            "(strategy lora trains far fewer values)[/]"
+        )
+    if memory.decided == "auto" and memory.checkpointing:
+        return f"  [yellow]memory: {need}: gradient checkpointing on (slower; the same gradients)[/]"
+    if memory.decided == "auto":
+        return f"  memory: {need}: no gradient checkpointing needed"
+    if not memory.checkpointing and not memory.fits_without_checkpointing:
+        return (
+            f"  [yellow]memory: {need}: may not fit without gradient checkpointing (train.gradient_checkpointing: "
+            "auto turns it on when needed)[/]"
+        )
+    return f"  memory: {need}; gradient checkpointing {'on' if memory.checkpointing else 'off'} as set"

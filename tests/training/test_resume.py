@@ -314,3 +314,11 @@ def test_sigterm_then_resume_continues_exactly(tmp_path, tiny_model_dir):
     assert finished.returncode == 0, stderr
     assert f"resuming after step {stopped_at}" in stderr
     assert_identical(final_tensors(reference.run_dir, steps), final_tensors(run_dir, steps))
+
+
+def test_a_run_can_resume_with_settings_that_change_memory_not_results():
+    saved = "name: a\ntrain: {learning_rate: 0.1, gradient_checkpointing: false, max_tokens_per_forward: 2048}\n"
+    lower = "name: a\ntrain: {learning_rate: 0.1, gradient_checkpointing: true, max_tokens_per_forward: 512}\n"
+    assert same_training(saved, lower)
+    assert same_training(saved, "name: a\ntrain: {learning_rate: 0.1, compile: true, packing: true}\n")
+    assert not same_training(saved, "name: a\ntrain: {learning_rate: 0.1, gradient_checkpointing: true, seed: 1}\n")

@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,8 @@ from .batching import epoch_order, split_by_tokens
 from .checkpoint import CheckpointKeeper, export_artefact, restore_trainable_weights
 from .compiled import compile_repeated_blocks
 from .guards import DivergenceGuard, Interrupted, StopSignals
+from .loss import unwrap
+from .memory import MemoryPlan, largest_forward_tokens, plan_memory
 from .resources import directory_bytes, peak_rss_bytes, release_free_memory, reset_peak_rss
 from .resume import open_metrics, prepare_run_dir, resume
 from .schedule import learning_rate_at
@@ -58,6 +60,7 @@ class TrainStart:
     invalid: list[str] = field(default_factory=list)  # records left out as invalid (data.on_invalid: drop)
     unit: str = "token"  # what the loss averages over: "token" (generation) or "example" (classification)
     compiled_blocks: int = 0  # train.compile: blocks compiled on first use (the first steps are slower)
+    memory: MemoryPlan | None = None  # the predicted memory of a step and the gradient checkpointing decision
 
 
 @dataclass
@@ -145,7 +148,7 @@ def train(
     )
     loss_module, optimizer = accelerator.prepare(work.loss_module, optimizer)
     total_steps = count_steps(config, len(work.train))
-    emit(start_event(plan, data, total_steps, precision, work.unit, setup.compiled_blocks))
+    emit(start_event(setup, total_steps))
     keeper = CheckpointKeeper(run_dir, plan, optimizer, settings.keep_checkpoints)
     resumed = {} if fresh else resume(run_dir, plan, optimizer, keeper, emit)
     done_steps, train_loss = resumed.get("step", 0), resumed.get("train_loss", math.nan)
@@ -268,6 +271,7 @@ class Setup:
     accelerator: Accelerator
     work: Workload
     precision: str
+    memory: MemoryPlan
     compiled_blocks: int = 0
 
 
@@ -286,16 +290,29 @@ def set_up(config: RunConfig, emit, base: Base | None = None) -> Setup:
     if config.task == "classify" and base.model.config.pad_token_id is None:
         base.model.config.pad_token_id = tokenizer.pad_token_id  # decoder classifiers pool the last non-pad token
     plan = PREPARE[config.strategy](base.model, config)
-    if settings.gradient_checkpointing:
-        enable_gradient_checkpointing(plan.model)
-    compiled_blocks = compile_repeated_blocks(plan.model) if settings.compile else 0
     # Precision is ours to apply (in the loss modules): accelerate's state is a process-wide singleton, so a
     # second run in the same process with another mixed_precision would be refused or silently inherit it.
     accelerator = Accelerator(mixed_precision="no")
     plan.model.to(accelerator.device)
     compute_dtype = torch.bfloat16 if precision == "bf16" else None
     work = build_workload(config, plan, data, tokenizer.pad_token_id, accelerator.device, compute_dtype, emit)
-    return Setup(tokenizer, data, plan, accelerator, work, precision, compiled_blocks)
+    memory = plan_run_memory(settings, plan, work, accelerator.device)
+    if memory.checkpointing and memory.decided == "auto" and not supports_checkpointing(plan.model):
+        log.warning(f"{type(unwrap(plan.model)).__name__} does not support gradient checkpointing; running without")
+        memory = replace(memory, checkpointing=False)
+    if memory.checkpointing:
+        enable_gradient_checkpointing(plan.model)
+    # After the memory probe, which runs eager: the compiled blocks would otherwise be traced under its hook.
+    compiled_blocks = compile_repeated_blocks(plan.model) if settings.compile else 0
+    return Setup(tokenizer, data, plan, accelerator, work, precision, memory, compiled_blocks)
+
+
+def plan_run_memory(settings, plan: Plan, work: Workload, device) -> MemoryPlan:
+    lengths = [e.length for e in work.train]
+    largest = largest_forward_tokens(lengths, settings.batch_size, settings.max_tokens_per_forward)
+    trainable = plan.trainable_parameters()
+    setting = settings.gradient_checkpointing
+    return plan_memory(setting, work.loss_module, work.collate, work.train, largest, trainable, device)
 
 
 def accumulate_gradients(accelerator, loss_module, window, collate_batch, max_tokens: int | None = None) -> float:
@@ -345,20 +362,21 @@ def scheduled_lr(settings, step: int, total_steps: int) -> float:
     )
 
 
-def start_event(plan: Plan, data, total_steps: int, precision: str, unit: str, compiled: int = 0) -> TrainStart:
-    eval_set = data.eval
+def start_event(setup: Setup, total_steps: int) -> TrainStart:
+    data, eval_set = setup.data, setup.data.eval
     return TrainStart(
         total_steps,
-        plan.summary(),
+        setup.plan.summary(),
         len(data.train.examples),
         len(eval_set.examples) if eval_set else 0,
         sum(e.weight for e in data.train.examples),
         data.train.truncated + (eval_set.truncated if eval_set else 0),
         data.train.dropped + (eval_set.dropped if eval_set else []),
-        precision,
+        setup.precision,
         [str(problem) for problem in data.invalid],
-        unit,
-        compiled,
+        setup.work.unit,
+        setup.compiled_blocks,
+        setup.memory,
     )
 
 
@@ -477,9 +495,13 @@ def write_metrics(handle, record: dict) -> None:
     handle.flush()
 
 
+def supports_checkpointing(model) -> bool:
+    return bool(getattr(model, "supports_gradient_checkpointing", False))
+
+
 def enable_gradient_checkpointing(model) -> None:
     """Non-reentrant checkpointing: gradients reach the adapters although the frozen embeddings need none."""
-    if not getattr(model, "supports_gradient_checkpointing", False):
+    if not supports_checkpointing(model):
         raise ConfigError(f"{type(model).__name__} does not support train.gradient_checkpointing; set it to false")
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 

@@ -39,6 +39,9 @@ def prepare_run_dir(run_dir: Path, config_text: str, fresh: bool) -> None:
 
 # Sections read by other commands (eval, compare, tune), not by training: editing them keeps a run resumable.
 NOT_TRAINING = ("eval", "compare", "tune")
+# Train settings that change how a step is computed (memory, speed), not what it computes (tests/training:
+# the same gradients): a run that ran out of memory can be resumed with checkpointing on or smaller pieces.
+HOW_NOT_WHAT = ("gradient_checkpointing", "compile", "max_tokens_per_forward", "packing")
 
 
 def same_training(saved_yaml: str, new_yaml: str) -> bool:
@@ -47,7 +50,10 @@ def same_training(saved_yaml: str, new_yaml: str) -> bool:
 
     def training_part(text: str) -> dict:
         settings = yaml.safe_load(text) or {}
-        return {key: value for key, value in settings.items() if key not in NOT_TRAINING}
+        kept = {key: value for key, value in settings.items() if key not in NOT_TRAINING}
+        if isinstance(kept.get("train"), dict):
+            kept["train"] = {key: value for key, value in kept["train"].items() if key not in HOW_NOT_WHAT}
+        return kept
 
     try:
         return training_part(saved_yaml) == training_part(new_yaml)
