@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -84,9 +86,14 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=2048)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
+    strategies = args.strategies.split(",")
+    if len(strategies) > 1:  # one process each: a process's heap keeps what an earlier strategy grew it to
+        for strategy in strategies:
+            command = [sys.executable, __file__, "--strategies", strategy, "--tokens", str(args.tokens)]
+            subprocess.run([*command, "--repeats", str(args.repeats)], check=True)
+        return
     torch.manual_seed(0)
-    for strategy in args.strategies.split(","):
-        print(json.dumps(one_strategy(strategy, args.tokens, args.repeats)), flush=True)
+    print(json.dumps(one_strategy(strategies[0], args.tokens, args.repeats)), flush=True)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ from torch import nn
 
 # Peak resident memory of a forward + backward over the bytes autograd keeps: the backward pass's own temporaries
 # and the allocator's slack. `python bench/memory_plan.py` on SmolLM2-135M, 2048-token forwards, CPU with glibc
-# malloc: 2.04 for LoRA, 1.31 for full fine-tuning (1.21 for LoRA with a fixed MALLOC_MMAP_THRESHOLD_).
+# malloc, each strategy in its own process: 2.03 for LoRA, 1.06 for full fine-tuning (1.2 for LoRA with a fixed
+# MALLOC_MMAP_THRESHOLD_): the larger one, so full fine-tunes turn checkpointing on earlier than they must.
 STEP_OVER_SAVED = 2.0
 # The part of free memory a step may plan to use (the rest: whatever else the machine is running).
 USABLE_SHARE = 0.9
