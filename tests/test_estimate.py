@@ -16,3 +16,8 @@ def test_each_strategy_gets_a_measured_step_and_an_epoch_time(tiny_model_dir):
         assert e.seconds_per_step > 0
         assert e.tokens_per_s == pytest.approx(2 * 40 / e.seconds_per_step, rel=0.01)
         assert e.seconds_per_epoch == pytest.approx(4_000 / e.tokens_per_s, rel=0.01, abs=0.1)
+    memory = {e.strategy: e.memory_bytes for e in estimates}
+    # full keeps gradients and AdamW moments for every weight, LoRA for its adapters only (the same activations).
+    # (head is not ordered: on this tiny model the untied LM head is most of the weights.)
+    assert memory["full"] > memory["lora"] > 0 and memory["head"] > 0
+    assert not any(e.needs_checkpointing for e in estimates)  # a tiny model on any test machine

@@ -1,23 +1,26 @@
-"""Recipe: time per epoch for each strategy, from a measured calibration step on the real base model."""
+"""Recipe: time per epoch and peak memory for each strategy, from a measured calibration step on the real base model
+(memory: what autograd keeps for the calibration batch, scaled as training's memory plan scales it)."""
 
 from __future__ import annotations
 
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import torch
 from peft import get_peft_model
 
 from .base import load_base
-from .config import LoraSettings
+from .config import LoraSettings, TrainSettings
 from .data.encode import IGNORE
 from .data.tokens import TokenStats
 from .strategies.head import untied_lm_head
 from .strategies.lora import lora_config
 from .strategies.plan import freeze
 from .training.loop import choose_precision
-from .training.loss import supervised_nll
+from .training.loss import SupervisedNLL, supervised_nll
+from .training.memory import MemoryPlan, largest_forward_tokens, plan_memory
 
 
 @dataclass
@@ -28,6 +31,8 @@ class EpochEstimate:
     seconds_per_epoch: float
     device: str
     precision: str
+    memory_bytes: int = 0  # weights + a step of the largest forwards without checkpointing (training/memory.py)
+    needs_checkpointing: bool = False  # train.gradient_checkpointing: auto would turn it on on this machine
 
 
 def estimate_epoch_time(
@@ -39,6 +44,9 @@ def estimate_epoch_time(
     precision = choose_precision("auto")
     seq_len = max(2, min(stats.max_length, round(stats.fields["total"].mean)))
     answer_share = stats.fields["answer"].mean / max(stats.fields["total"].mean, 1) if "answer" in stats.fields else 1
+    # training's defaults: the largest forward is a micro-batch of the longest examples, cut at max_tokens_per_forward
+    longest = min(stats.fields["total"].max, stats.max_length)
+    largest = largest_forward_tokens([longest], batch_size, TrainSettings().max_tokens_per_forward)
     estimates = []
     for strategy in ("full", "head", "lora"):
         frozen_dtype = torch.bfloat16 if strategy == "lora" and precision == "bf16" else torch.float32
@@ -50,11 +58,13 @@ def estimate_epoch_time(
             freeze(model)
             untied_lm_head(model)[0].requires_grad_(True)
         batch = calibration_batch(len(base.tokenizer), batch_size, seq_len, answer_share, device)
+        memory, weights = step_memory(model, batch, precision, largest, torch.device(device))
         seconds = seconds_per_step(model, batch, precision, device, timed_steps)
         tokens_per_s = batch_size * seq_len / seconds
         epoch = stats.training_tokens / tokens_per_s
+        timing = (float(f"{seconds:.4g}"), round(tokens_per_s, 1), round(epoch, 1))
         estimates.append(
-            EpochEstimate(strategy, float(f"{seconds:.4g}"), round(tokens_per_s, 1), round(epoch, 1), device, precision)
+            EpochEstimate(strategy, *timing, device, precision, weights + memory.step_bytes, memory.checkpointing)
         )
         del base, model
     return estimates
@@ -72,6 +82,16 @@ def calibration_batch(vocab: int, batch_size: int, seq_len: int, answer_share: f
         "labels": labels.to(device),
         "attention_mask": torch.ones_like(input_ids).to(device),
     }
+
+
+def step_memory(model, batch: dict, precision: str, largest: int, device: torch.device) -> tuple[MemoryPlan, int]:
+    """The memory plan training would make for this model (auto), and the bytes of its weights."""
+    module = SupervisedNLL(model, compute_dtype=torch.bfloat16 if precision == "bf16" else None)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    examples = [SimpleNamespace(length=batch["input_ids"].numel())]  # the calibration batch as one probe
+    plan = plan_memory("auto", module, lambda _: batch, examples, largest, trainable, device)
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    return plan, weights
 
 
 def seconds_per_step(model, batch: dict, precision: str, device: str, timed_steps: int) -> float:
