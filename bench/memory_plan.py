@@ -58,13 +58,14 @@ def one_strategy(strategy: str, tokens: int, repeats: int) -> dict:
     plan = PREPARE[strategy](base.model, config)
     module = SupervisedNLL(plan.model)
     pad_id = base.tokenizer.pad_token_id
-    collate_batch = lambda examples: collate(examples, pad_id)  # noqa: E731
     longest = sorted(data.train.examples, key=lambda e: -e.length)
     rows = max(1, tokens // longest[0].length)
     batch = collate(longest[:rows], pad_id)
     forward_tokens = batch["input_ids"].numel()
     trainable, cpu = plan.trainable_parameters(), torch.device("cpu")
-    memory = plan_memory("auto", module, collate_batch, data.train.examples, forward_tokens, trainable, cpu)
+    lengths = [e.length for e in longest[:rows]]  # one micro-batch of `rows` examples, in one piece, as set:
+    memory = plan_memory(False, module, collate(longest[:1], pad_id), lengths, rows, None, trainable, cpu)
+    assert memory.forward_tokens == forward_tokens, "the longest examples differ in length: pad them alike"
     result = {"strategy": strategy, "forward_tokens": forward_tokens, "rows": rows}
     gradients = memory.state_bytes // STATE_COPIES  # the backward allocates .grad; AdamW's moments come later
     predicted = STEP_OVER_SAVED * memory.activation_bytes + gradients

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 import torch
 from peft import get_peft_model
@@ -20,7 +19,7 @@ from .strategies.lora import lora_config
 from .strategies.plan import freeze
 from .training.loop import choose_precision
 from .training.loss import SupervisedNLL, supervised_nll
-from .training.memory import MemoryPlan, largest_forward_tokens, plan_memory
+from .training.memory import MemoryPlan, plan_memory, remedy
 
 
 @dataclass
@@ -32,7 +31,7 @@ class EpochEstimate:
     device: str
     precision: str
     memory_bytes: int = 0  # weights + a step of the largest forwards without checkpointing (training/memory.py)
-    needs_checkpointing: bool = False  # train.gradient_checkpointing: auto would turn it on on this machine
+    remedy: str = ""  # what training's memory plan would do to fit on this machine (memory.remedy)
 
 
 def estimate_epoch_time(
@@ -44,9 +43,7 @@ def estimate_epoch_time(
     precision = choose_precision("auto")
     seq_len = max(2, min(stats.max_length, round(stats.fields["total"].mean)))
     answer_share = stats.fields["answer"].mean / max(stats.fields["total"].mean, 1) if "answer" in stats.fields else 1
-    # training's defaults: the largest forward is a micro-batch of the longest examples, cut at max_tokens_per_forward
     longest = min(stats.fields["total"].max, stats.max_length)
-    largest = largest_forward_tokens([longest], batch_size, TrainSettings().max_tokens_per_forward)
     estimates = []
     for strategy in ("full", "head", "lora"):
         frozen_dtype = torch.bfloat16 if strategy == "lora" and precision == "bf16" else torch.float32
@@ -58,13 +55,13 @@ def estimate_epoch_time(
             freeze(model)
             untied_lm_head(model)[0].requires_grad_(True)
         batch = calibration_batch(len(base.tokenizer), batch_size, seq_len, answer_share, device)
-        memory, weights = step_memory(model, batch, precision, largest, torch.device(device))
+        memory, weights = step_memory(model, batch, precision, longest, batch_size, torch.device(device))
         seconds = seconds_per_step(model, batch, precision, device, timed_steps)
         tokens_per_s = batch_size * seq_len / seconds
         epoch = stats.training_tokens / tokens_per_s
         timing = (float(f"{seconds:.4g}"), round(tokens_per_s, 1), round(epoch, 1))
         estimates.append(
-            EpochEstimate(strategy, *timing, device, precision, weights + memory.step_bytes, memory.checkpointing)
+            EpochEstimate(strategy, *timing, device, precision, weights + memory.step_bytes, remedy(memory))
         )
         del base, model
     return estimates
@@ -84,12 +81,16 @@ def calibration_batch(vocab: int, batch_size: int, seq_len: int, answer_share: f
     }
 
 
-def step_memory(model, batch: dict, precision: str, largest: int, device: torch.device) -> tuple[MemoryPlan, int]:
-    """The memory plan training would make for this model (auto), and the bytes of its weights."""
+def step_memory(model, batch: dict, precision: str, longest: int, batch_size: int, device) -> tuple[MemoryPlan, int]:
+    """The memory plan training's defaults would make for this model on data whose longest example has `longest`
+    tokens (probed on the calibration batch), and the bytes of the model's weights."""
     module = SupervisedNLL(model, compute_dtype=torch.bfloat16 if precision == "bf16" else None)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    examples = [SimpleNamespace(length=batch["input_ids"].numel())]  # the calibration batch as one probe
-    plan = plan_memory("auto", module, lambda _: batch, examples, largest, trainable, device)
+    defaults = TrainSettings()
+    plan = plan_memory(
+        defaults.gradient_checkpointing, module, batch, [longest], batch_size, defaults.max_tokens_per_forward,
+        trainable, device,
+    )  # fmt: skip
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     return plan, weights
 

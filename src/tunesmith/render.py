@@ -184,6 +184,11 @@ def memory_line(memory: MemoryPlan) -> str:
             f"  [red]memory: {need}: the optimizer state alone may not fit and checkpointing cannot shrink it "
             "(strategy lora trains far fewer values)[/]"
         )
+    if memory.decided == "auto" and memory.pieces_lowered:
+        return (
+            f"  [yellow]memory: {need}: micro-batches run in pieces of at most {memory.max_tokens_per_forward:,} "
+            "tokens (the same gradient; no gradient checkpointing needed)[/]"
+        )
     if memory.decided == "auto" and memory.checkpointing:
         return f"  [yellow]memory: {need}: gradient checkpointing on (slower; the same gradients)[/]"
     if memory.decided == "auto":

@@ -1,5 +1,6 @@
 """train.gradient_checkpointing: auto — the memory of a step predicted from a probe, and the decision it drives."""
 
+from dataclasses import replace
 from functools import partial
 
 import pytest
@@ -10,7 +11,7 @@ from tunesmith.base import load_base
 from tunesmith.data.splits import load_training_data
 from tunesmith.render import memory_line
 from tunesmith.strategies import prepare_lora
-from tunesmith.training import memory
+from tunesmith.training import loop, memory
 from tunesmith.training.batching import collate
 from tunesmith.training.loop import train
 from tunesmith.training.loss import SupervisedNLL
@@ -58,27 +59,62 @@ def test_the_largest_forward_of_a_run(lengths, batch_size, max_tokens, expected)
     assert largest_forward_tokens(lengths, batch_size, max_tokens) == expected
 
 
-def plan_with(setting, available: int, tmp_path, tiny_model_dir, monkeypatch) -> MemoryPlan:
+def plan_with(setting, available: int, tmp_path, tiny_model_dir, monkeypatch, max_tokens=None) -> MemoryPlan:
     module, collate_batch, examples, plan = lora_module(tiny_config(tmp_path, tiny_model_dir))
     monkeypatch.setattr(memory, "available_memory_bytes", lambda device: available)
-    trainable = plan.trainable_parameters()
-    return plan_memory(setting, module, collate_batch, examples, 1024, trainable, torch.device("cpu"))
+    longest = max(examples, key=lambda e: e.length)
+    lengths = [e.length for e in examples]
+    trainable, cpu = plan.trainable_parameters(), torch.device("cpu")
+    return plan_memory(setting, module, collate_batch([longest]), lengths, 8, max_tokens, trainable, cpu)
 
 
-def test_auto_turns_checkpointing_on_only_when_a_step_would_not_fit(tmp_path, tiny_model_dir, monkeypatch):
+def test_auto_changes_nothing_when_a_step_fits(tmp_path, tiny_model_dir, monkeypatch):
     roomy = plan_with("auto", 2**40, tmp_path, tiny_model_dir, monkeypatch)
     assert roomy.activation_bytes > 0 and roomy.state_bytes > 0
-    assert not roomy.checkpointing and roomy.decided == "auto"
-    needed = int(roomy.step_bytes / memory.USABLE_SHARE)
-    assert not plan_with("auto", needed + 1, tmp_path, tiny_model_dir, monkeypatch).checkpointing
-    tight = plan_with("auto", needed - 1, tmp_path, tiny_model_dir, monkeypatch)
-    assert tight.checkpointing and tight.fits_at_all
+    assert not roomy.checkpointing and not roomy.pieces_lowered and roomy.max_tokens_per_forward is None
+    needed = int(roomy.step_bytes / memory.USABLE_SHARE) + 1
+    assert plan_with("auto", needed, tmp_path, tiny_model_dir, monkeypatch) == replace(roomy, available_bytes=needed)
+
+
+def test_auto_runs_smaller_pieces_before_it_recomputes(tmp_path, tiny_model_dir, monkeypatch):
+    whole = plan_with("auto", 2**40, tmp_path, tiny_model_dir, monkeypatch)
+    tight = int(whole.step_bytes / 2 / memory.USABLE_SHARE)  # room for about half the configured forward
+    lowered = plan_with("auto", tight, tmp_path, tiny_model_dir, monkeypatch)
+    assert lowered.pieces_lowered and not lowered.checkpointing and lowered.fits_without_checkpointing
+    assert lowered.forward_tokens < whole.forward_tokens
+    assert lowered.forward_tokens >= whole.forward_tokens // 8  # a piece still holds the longest example
+
+
+def test_auto_recomputes_when_not_even_one_example_fits(tmp_path, tiny_model_dir, monkeypatch):
+    whole = plan_with("auto", 2**40, tmp_path, tiny_model_dir, monkeypatch)
+    one_example = whole.step_bytes - round(memory.STEP_OVER_SAVED * whole.activation_bytes * 7 / 8)
+    short = plan_with("auto", int(one_example * 0.9 / memory.USABLE_SHARE), tmp_path, tiny_model_dir, monkeypatch)
+    assert short.checkpointing and not short.pieces_lowered and short.fits_at_all
+    assert short.max_tokens_per_forward is None  # the configured pieces, recomputed
 
 
 def test_a_setting_of_true_or_false_is_kept_whatever_the_memory(tmp_path, tiny_model_dir, monkeypatch):
     assert plan_with(True, 2**40, tmp_path, tiny_model_dir, monkeypatch).checkpointing
-    tight = plan_with(False, 1, tmp_path, tiny_model_dir, monkeypatch)
+    tight = plan_with(False, 1, tmp_path, tiny_model_dir, monkeypatch, max_tokens=512)
     assert not tight.checkpointing and tight.decided == "set" and not tight.fits_without_checkpointing
+    assert tight.max_tokens_per_forward == 512 and not tight.pieces_lowered
+
+
+def test_a_run_whose_pieces_were_lowered_trains_with_them(tmp_path, tiny_model_dir, monkeypatch):
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda device: 2**40)
+    roomy = []
+    train(tiny_config(tmp_path / "a", tiny_model_dir, max_steps=1, eval_every=1), on_event=roomy.append)
+    start = next(e for e in roomy if type(e).__name__ == "TrainStart").memory
+    half = int(start.step_bytes / 2 / memory.USABLE_SHARE)
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda device: half)
+    pieces = []
+    real = loop.accumulate_gradients
+    monkeypatch.setattr(loop, "accumulate_gradients", lambda *a: pieces.append(a[-1]) or real(*a))
+    events = []
+    train(tiny_config(tmp_path / "b", tiny_model_dir, max_steps=2, eval_every=2), on_event=events.append)
+    lowered = next(e for e in events if type(e).__name__ == "TrainStart").memory
+    assert lowered.pieces_lowered and pieces == [lowered.max_tokens_per_forward] * 2
+    assert "pieces of at most" in memory_line(lowered)
 
 
 def test_a_run_short_of_memory_trains_with_checkpointing_and_says_so(tmp_path, tiny_model_dir, monkeypatch):

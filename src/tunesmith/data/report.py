@@ -90,20 +90,19 @@ def tokens(report: DataReport) -> str:
 def epoch_times(report: DataReport) -> list[str]:
     if not report.epoch_estimates:
         return []
-    lines = ["", "| strategy | s / step | tokens/s | time per epoch | peak memory | gradient checkpointing |"]
+    lines = ["", "| strategy | s / step | tokens/s | time per epoch | peak memory | to fit in free memory |"]
     lines.append("|---|---:|---:|---:|---:|---|")
     for e in report.epoch_estimates:
         epoch = f"{e.seconds_per_epoch / 60:.1f} min" if e.seconds_per_epoch >= 60 else f"{e.seconds_per_epoch:.0f} s"
-        checkpointing = "needed (auto turns it on)" if e.needs_checkpointing else "not needed"
         row = f"| {e.strategy} | {e.seconds_per_step:.2f} | {e.tokens_per_s:,.0f} | {epoch} | "
-        lines.append(row + f"{e.memory_bytes / 2**30:.1f} GiB | {checkpointing} |")
+        lines.append(row + f"{e.memory_bytes / 2**30:.1f} GiB | {e.remedy} |")
     e = report.epoch_estimates[0]
     return [
         *lines,
         "",
         f"Measured: one calibration step per strategy, batch 8, on {e.device} ({e.precision}). Peak memory: the "
-        "weights plus a step of the largest forwards without checkpointing, predicted from what autograd keeps for "
-        "the calibration batch, as training's memory plan predicts it.",
+        "weights plus a step of the largest forwards (without checkpointing), predicted from what autograd keeps for "
+        "the calibration batch, as training's memory plan predicts it; the last column is what that plan would do.",
     ]
 
 

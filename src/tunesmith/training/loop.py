@@ -38,7 +38,7 @@ from .checkpoint import CheckpointKeeper, export_artefact, restore_trainable_wei
 from .compiled import compile_repeated_blocks
 from .guards import DivergenceGuard, Interrupted, StopSignals
 from .loss import unwrap
-from .memory import MemoryPlan, largest_forward_tokens, plan_memory
+from .memory import MemoryPlan, plan_memory
 from .resources import directory_bytes, peak_rss_bytes, release_free_memory, reset_peak_rss
 from .resume import open_metrics, prepare_run_dir, resume
 from .schedule import learning_rate_at
@@ -166,7 +166,7 @@ def train(
             window = [next(micro_batches) for _ in range(settings.grad_accum)]
             tick = time.perf_counter()
             train_loss = accumulate_gradients(
-                accelerator, loss_module, window, work.collate, settings.max_tokens_per_forward
+                accelerator, loss_module, window, work.collate, setup.memory.max_tokens_per_forward
             )
             grad_norm = apply_update(accelerator, optimizer, plan, settings.max_grad_norm, guard, train_loss)
             done = step_event(step, total_steps, window, train_loss, lr, grad_norm, time.perf_counter() - tick)
@@ -308,11 +308,18 @@ def set_up(config: RunConfig, emit, base: Base | None = None) -> Setup:
 
 
 def plan_run_memory(settings, plan: Plan, work: Workload, device) -> MemoryPlan:
+    longest = max(work.train, key=lambda e: e.length)
     lengths = [e.length for e in work.train]
-    largest = largest_forward_tokens(lengths, settings.batch_size, settings.max_tokens_per_forward)
-    trainable = plan.trainable_parameters()
-    setting = settings.gradient_checkpointing
-    return plan_memory(setting, work.loss_module, work.collate, work.train, largest, trainable, device)
+    return plan_memory(
+        settings.gradient_checkpointing,
+        work.loss_module,
+        work.collate([longest]),
+        lengths,
+        settings.batch_size,
+        settings.max_tokens_per_forward,
+        plan.trainable_parameters(),
+        device,
+    )
 
 
 def accumulate_gradients(accelerator, loss_module, window, collate_batch, max_tokens: int | None = None) -> float:

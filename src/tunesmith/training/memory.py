@@ -9,8 +9,8 @@ changes the speed of a run, never its result; a resumed run may decide different
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import psutil
@@ -23,7 +23,7 @@ from torch import nn
 # MALLOC_MMAP_THRESHOLD_): the larger one, so full fine-tunes turn checkpointing on earlier than they must.
 STEP_OVER_SAVED = 2.0
 # The part of free memory a step may plan to use (the rest: whatever else the machine is running).
-USABLE_SHARE = 0.9
+USABLE_SHARE = 0.8
 # AdamW keeps two moments per trainable value, and the gradient is a third copy.
 STATE_COPIES = 3
 
@@ -36,6 +36,8 @@ class MemoryPlan:
     available_bytes: int  # free memory on the training device when the run starts
     forward_tokens: int  # padded tokens of the largest forward
     decided: str  # "auto" when the plan chose, else "set" (train.gradient_checkpointing was true or false)
+    max_tokens_per_forward: int | None = None  # the pieces a micro-batch runs in (the loop uses this one)
+    pieces_lowered: bool = False  # auto lowered train.max_tokens_per_forward instead of checkpointing
 
     @property
     def step_bytes(self) -> int:
@@ -52,26 +54,45 @@ class MemoryPlan:
         return self.state_bytes <= USABLE_SHARE * self.available_bytes
 
 
+def remedy(plan: MemoryPlan) -> str:
+    """What the plan does to fit, in a few words."""
+    if plan.checkpointing:
+        return "gradient checkpointing"
+    if plan.pieces_lowered:
+        return f"forwards of at most {plan.max_tokens_per_forward:,} tokens"
+    return "nothing needed"
+
+
 def plan_memory(
     setting: bool | str,
     loss_module: nn.Module,
-    collate_batch: Callable[[Sequence], dict[str, torch.Tensor]],
-    examples: Sequence,
-    largest_forward_tokens: int,
+    probe: dict[str, torch.Tensor],
+    lengths: Sequence[int],
+    batch_size: int,
+    max_tokens: int | None,
     trainable: Sequence[nn.Parameter],
     device: torch.device,
 ) -> MemoryPlan:
-    """train.gradient_checkpointing true/false is kept as set; "auto" turns it on when the predicted peak of a step
-    (activations, their backward, optimizer state) would not fit in USABLE_SHARE of the device's free memory."""
-    longest = max(examples, key=lambda e: e.length)
-    per_token = saved_bytes(loss_module, collate_batch([longest]), device) / max(longest.length, 1)
-    activations = round(per_token * largest_forward_tokens)
+    """train.gradient_checkpointing true/false is kept as set. "auto" keeps the step as configured when its predicted
+    peak (activations, their backward, optimizer state) fits in USABLE_SHARE of the device's free memory; else it
+    runs micro-batches in smaller pieces (the same gradient, little speed lost) when a piece can still hold the
+    longest example; else it turns checkpointing on. `probe`: a batch of real training data (the longest example)."""
+    per_token = saved_bytes(loss_module, probe, device) / max(probe["input_ids"].numel(), 1)
     state = STATE_COPIES * sum(p.numel() * 4 for p in trainable)  # fp32: master weights are fp32 in every strategy
     available = available_memory_bytes(device)
-    plan = MemoryPlan(False, activations, state, available, largest_forward_tokens, "auto")
-    if setting == "auto":
-        return MemoryPlan(**{**plan.__dict__, "checkpointing": not plan.fits_without_checkpointing})
-    return MemoryPlan(**{**plan.__dict__, "checkpointing": bool(setting), "decided": "set"})
+
+    def plan_for(pieces: int | None, checkpointing: bool, decided: str) -> MemoryPlan:
+        forward = largest_forward_tokens(lengths, batch_size, pieces)
+        activations = round(per_token * forward)
+        return MemoryPlan(checkpointing, activations, state, available, forward, decided, pieces, pieces != max_tokens)
+
+    configured = plan_for(max_tokens, setting is True, "set" if setting != "auto" else "auto")
+    if setting != "auto" or configured.fits_without_checkpointing:
+        return configured
+    room = (USABLE_SHARE * available - state) / (STEP_OVER_SAVED * max(per_token, 1e-9))
+    if room >= max(lengths):
+        return plan_for(int(room), False, "auto")
+    return replace(configured, checkpointing=True)
 
 
 def saved_bytes(loss_module: nn.Module, batch: dict[str, torch.Tensor], device: torch.device) -> int:

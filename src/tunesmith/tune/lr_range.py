@@ -147,7 +147,7 @@ def run_range_test(config: RunConfig, settings: LrRangeSettings, emit) -> LrCurv
         for group in optimizer.param_groups:
             group["lr"] = lr
         window = [next(batches) for _ in range(train.grad_accum)]
-        loss = accumulate_gradients(accelerator, loss_module, window, work.collate, train.max_tokens_per_forward)
+        loss = accumulate_gradients(accelerator, loss_module, window, work.collate, setup.memory.max_tokens_per_forward)
         if not math.isfinite(loss):
             curve.stopped = f"the loss was not finite at lr {lr:.2e}"
             break
