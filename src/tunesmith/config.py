@@ -80,9 +80,10 @@ class TrainSettings(Settings):
     gradient_checkpointing: Literal["auto"] | bool = Field(
         "auto",
         description="Recompute each block's activations in the backward pass instead of keeping them: less memory "
-        "(activations of one block at a time), about a third more compute, the same gradients. 'auto' turns it on "
-        "only when a step would not fit in free memory, predicted from what autograd keeps for a probe forward on "
-        "the longest example.",
+        "(activations of one block at a time), about a third more compute, the same gradients. 'auto': when a step "
+        "would not fit in free memory (predicted from what autograd keeps for a probe forward on the longest "
+        "example), micro-batches first run in smaller pieces than max_tokens_per_forward, down to the longest "
+        "example; only past that is checkpointing turned on.",
     )
     compile: bool = Field(
         False,
