@@ -64,7 +64,7 @@ def one_strategy(strategy: str, tokens: int, repeats: int) -> dict:
     forward_tokens = batch["input_ids"].numel()
     trainable, cpu = plan.trainable_parameters(), torch.device("cpu")
     lengths = [e.length for e in longest[:rows]]  # one micro-batch of `rows` examples, in one piece, as set:
-    memory = plan_memory(False, module, collate(longest[:1], pad_id), lengths, rows, None, trainable, cpu)
+    memory = plan_memory(False, module, collate(longest[:1], pad_id), lengths[0], lengths, rows, None, trainable, cpu)
     assert memory.forward_tokens == forward_tokens, "the longest examples differ in length: pad them alike"
     result = {"strategy": strategy, "forward_tokens": forward_tokens, "rows": rows}
     gradients = memory.state_bytes // STATE_COPIES  # the backward allocates .grad; AdamW's moments come later

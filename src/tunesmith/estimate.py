@@ -88,8 +88,8 @@ def step_memory(model, batch: dict, precision: str, longest: int, batch_size: in
     trainable = [p for p in model.parameters() if p.requires_grad]
     defaults = TrainSettings()
     plan = plan_memory(
-        defaults.gradient_checkpointing, module, batch, [longest], batch_size, defaults.max_tokens_per_forward,
-        trainable, device,
+        defaults.gradient_checkpointing, module, batch, batch["input_ids"].numel(), [longest], batch_size,
+        defaults.max_tokens_per_forward, trainable, device,
     )  # fmt: skip
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     return plan, weights

@@ -65,7 +65,9 @@ def plan_with(setting, available: int, tmp_path, tiny_model_dir, monkeypatch, ma
     longest = max(examples, key=lambda e: e.length)
     lengths = [e.length for e in examples]
     trainable, cpu = plan.trainable_parameters(), torch.device("cpu")
-    return plan_memory(setting, module, collate_batch([longest]), lengths, 8, max_tokens, trainable, cpu)
+    return plan_memory(
+        setting, module, collate_batch([longest]), longest.length, lengths, 8, max_tokens, trainable, cpu
+    )
 
 
 def test_auto_changes_nothing_when_a_step_fits(tmp_path, tiny_model_dir, monkeypatch):

@@ -314,6 +314,7 @@ def plan_run_memory(settings, plan: Plan, work: Workload, device) -> MemoryPlan:
         settings.gradient_checkpointing,
         work.loss_module,
         work.collate([longest]),
+        longest.length,
         lengths,
         settings.batch_size,
         settings.max_tokens_per_forward,

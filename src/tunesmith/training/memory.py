@@ -67,6 +67,7 @@ def plan_memory(
     setting: bool | str,
     loss_module: nn.Module,
     probe: dict[str, torch.Tensor],
+    probe_tokens: int,
     lengths: Sequence[int],
     batch_size: int,
     max_tokens: int | None,
@@ -76,8 +77,9 @@ def plan_memory(
     """train.gradient_checkpointing true/false is kept as set. "auto" keeps the step as configured when its predicted
     peak (activations, their backward, optimizer state) fits in USABLE_SHARE of the device's free memory; else it
     runs micro-batches in smaller pieces (the same gradient, little speed lost) when a piece can still hold the
-    longest example; else it turns checkpointing on. `probe`: a batch of real training data (the longest example)."""
-    per_token = saved_bytes(loss_module, probe, device) / max(probe["input_ids"].numel(), 1)
+    longest example; else it turns checkpointing on. `probe`: a batch of real training data (the longest example) of
+    `probe_tokens` tokens, in the units of `lengths`."""
+    per_token = saved_bytes(loss_module, probe, device) / max(probe_tokens, 1)
     state = STATE_COPIES * sum(p.numel() * 4 for p in trainable)  # fp32: master weights are fp32 in every strategy
     available = available_memory_bytes(device)
 
