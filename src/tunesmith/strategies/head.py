@@ -11,6 +11,7 @@ from __future__ import annotations
 from torch import nn
 from transformers import PreTrainedModel
 
+from ..base.blocks import transformer_blocks
 from ..config import RunConfig
 from ..errors import ConfigError
 from .plan import Plan, count_parameters, freeze
@@ -42,16 +43,10 @@ def untied_lm_head(model: PreTrainedModel) -> tuple[nn.Module, bool]:
     return head, tied
 
 
-def transformer_blocks(model: nn.Module) -> nn.ModuleList:
-    """The stack of transformer blocks: the ModuleList holding the most parameters."""
-    lists = [m for m in model.modules() if isinstance(m, nn.ModuleList)]
-    if not lists:
-        raise ConfigError(f"head.unfreeze_last: cannot find the transformer blocks of {type(model).__name__}")
-    return max(lists, key=lambda m: sum(p.numel() for p in m.parameters()))
-
-
 def unfreeze_last_blocks(model: nn.Module, n: int) -> None:
     blocks = transformer_blocks(model)
+    if blocks is None:
+        raise ConfigError(f"head.unfreeze_last: cannot find the transformer blocks of {type(model).__name__}")
     if n > len(blocks):
         raise ConfigError(f"head.unfreeze_last: {n} blocks asked, the model has {len(blocks)}")
     for block in list(blocks)[-n:]:
