@@ -2,6 +2,7 @@
 
 from dataclasses import replace
 from functools import partial
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -170,3 +171,18 @@ def test_a_model_without_checkpointing_runs_without_it_when_auto_would_want_it(t
     train(tiny_config(tmp_path, tiny_model_dir, max_steps=1, eval_every=1), on_event=events.append)
     start = next(e for e in events if type(e).__name__ == "TrainStart")
     assert not start.memory.checkpointing
+
+
+def test_free_gpu_memory_counts_what_the_caching_allocator_holds_unused(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (1_000, 10_000))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device: 600)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device: 450)
+    assert memory.available_memory_bytes(torch.device("cuda", 0)) == 1_150
+
+
+def test_free_cpu_memory_is_capped_by_the_container(monkeypatch):
+    monkeypatch.setattr(memory.psutil, "virtual_memory", lambda: SimpleNamespace(available=64 * 2**30))
+    monkeypatch.setattr(memory, "cgroup_room_bytes", lambda: 5 * 2**30)
+    assert memory.available_memory_bytes(torch.device("cpu")) == 5 * 2**30
+    monkeypatch.setattr(memory, "cgroup_room_bytes", lambda: None)
+    assert memory.available_memory_bytes(torch.device("cpu")) == 64 * 2**30

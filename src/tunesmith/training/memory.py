@@ -128,10 +128,12 @@ def largest_forward_tokens(lengths: Sequence[int], batch_size: int, max_tokens: 
 
 
 def available_memory_bytes(device: torch.device) -> int:
-    """Free memory for this process: the GPU's free memory, or on a CPU the OS's available memory, capped by the
-    container's cgroup limit when there is one (MemAvailable reports the host's)."""
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
+    """Free memory for this process: the GPU's free memory (with the blocks PyTorch's caching allocator holds but
+    does not use), or on a CPU the OS's available memory, capped by the container's cgroup limit when there is one
+    (MemAvailable reports the host's)."""
+    if device.type == "cuda":  # what the driver has free, plus what PyTorch's cache holds free for this process
+        cached_free = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return torch.cuda.mem_get_info(device)[0] + cached_free
     available = psutil.virtual_memory().available
     room = cgroup_room_bytes()
     return available if room is None else min(available, room)
