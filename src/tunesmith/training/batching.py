@@ -29,17 +29,20 @@ def epoch_order(
 
 
 def collate(examples: Sequence[EncodedExample], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad to the longest example; padding is masked out of attention and labels."""
+    """Right-pad to the longest example; padding is left out of the labels.
+
+    No attention_mask: the padding is on the right and attention is causal, so no real token can see it, and
+    its own outputs are never supervised. Without a mask transformers passes is_causal to SDPA, which then uses
+    its fused causal kernel and grouped-query attention without repeating K/V: on SmolLM2 (2-core CPU, fp32) a
+    forward + backward over real micro-batches took 10% less time, with the same loss."""
     width = max(len(e.input_ids) for e in examples)
     input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
     labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
-    attention_mask = torch.zeros((len(examples), width), dtype=torch.long)
     for row, example in enumerate(examples):
         n = len(example.input_ids)
         input_ids[row, :n] = torch.tensor(example.input_ids)
         labels[row, :n] = torch.tensor(example.labels)
-        attention_mask[row, :n] = 1
-    return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
+    return {"input_ids": input_ids, "labels": labels}
 
 
 def pack(examples: Sequence[EncodedExample], pad_id: int, row_tokens: int | None = None) -> dict[str, torch.Tensor]:
