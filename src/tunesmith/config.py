@@ -89,8 +89,9 @@ class TrainSettings(Settings):
         False,
         description="torch.compile each transformer block in place (dynamic shapes, one graph shared by the "
         "blocks): the element-wise work between the matmuls is fused and fewer activations are kept. LoRA on "
-        "SmolLM2-135M, 2-core CPU, fp32: 14% more tokens/s and 28% less peak memory; compiling added ~70 s to the "
-        "first steps (~12 s once inductor's on-disk cache holds the graphs). Needs a C++ compiler on a CPU.",
+        "SmolLM2-135M, 2-core CPU, fp32: 6-14% more tokens/s and 20-28% less peak memory in two benchmarks; "
+        "compiling added ~70 s to the first steps (~12-20 s once inductor's on-disk cache holds the graphs). Needs "
+        "a C++ compiler on a CPU.",
     )
     warmup_steps: int = Field(10, ge=0, description="Linear warm-up steps.")
     schedule: Literal["cosine", "linear", "constant"] = Field("cosine", description="Decay after warm-up.")
