@@ -90,7 +90,7 @@ class TrainSettings(Settings):
         description="torch.compile each transformer block in place (dynamic shapes, one graph shared by the "
         "blocks): the element-wise work between the matmuls is fused and fewer activations are kept. LoRA on "
         "SmolLM2-135M, 2-core CPU, fp32: 6-14% more tokens/s and 20-28% less peak memory in two benchmarks; "
-        "compiling added ~70 s to the first steps (~12-20 s once inductor's on-disk cache holds the graphs). Needs "
+        "compiling added ~70 s to the first steps (4-20 s once inductor's on-disk cache holds the graphs). Needs "
         "a C++ compiler on a CPU.",
     )
     warmup_steps: int = Field(10, ge=0, description="Linear warm-up steps.")
