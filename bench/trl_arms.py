@@ -1,8 +1,8 @@
 """One arm of the TRL comparison, run in its own process (so its peak RSS is its own), plus the shared evaluator.
 
 Usage (trl_compare.py calls it): python bench/trl_arms.py ARM --steps N --workdir DIR --out RESULT.json
-Arms: ours, ours-1024, ours-packed, ours-ckpt, ours-compile (tunesmith.train), trl-shipped, trl-matched (TRL
-SFTTrainer + PEFT).
+Arms: ours, ours-1024, ours-packed, ours-ckpt, ours-compile, ours-unshared (tunesmith.train), trl-shipped,
+trl-matched (TRL SFTTrainer + PEFT).
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ OURS = {
     "ours-packed": ["train.packing=true"],
     "ours-ckpt": ["train.gradient_checkpointing=true"],
     "ours-compile": ["train.compile=true"],
+    "ours-unshared": ["train.share_prefix=false"],
 }
 
 
@@ -241,7 +242,8 @@ def evaluate_adapter(adapter_dir: str, base_spec: str, eval_examples: list, batc
     nll, tokens = 0.0, 0
     with torch.no_grad():
         for start in range(0, len(eval_examples), batch_size):
-            total, count = supervised_nll(model, collate(eval_examples[start : start + batch_size], pad_id))
+            batch = collate(eval_examples[start : start + batch_size], pad_id)
+            total, count = supervised_nll(model, batch, share_prefix=False)  # the plain computation
             nll, tokens = nll + float(total), tokens + count
     return nll / tokens
 

@@ -139,7 +139,9 @@ def machine_section(machine: dict, flops: dict, protocol: dict) -> list[str]:
         f" {compute_precision(machine)});"
         f" FLOPs/token = 4N + 6 N_lora = {flops['flops_per_token']:.3g}"
         f" (N = {flops['N']:,} base weights, tied embedding counted once as the LM head; N_lora = {flops['N_lora']:,};"
-        " attention scores and gradient-checkpointing recomputation not counted)",
+        " attention scores and gradient-checkpointing recomputation not counted; work an arm skips, such as logits"
+        " at unsupervised positions or a prompt prefix computed once per micro-batch, counted as done: MFU is the"
+        " rate of the model's work per token, not of the arithmetic the machine did)",
         f"- Steps per arm {protocol['steps']} (first {protocol['warmup_steps']} untimed), runs {protocol['runs']},"
         f" eval examples {protocol['eval_examples']}; data: {protocol['data']}",
     ]

@@ -69,6 +69,13 @@ class TrainSettings(Settings):
         "data.max_length tokens, position ids restarting per example, attention kept inside each example. The same "
         "examples per step as without packing, so steps, resume and results do not change; only the layout.",
     )
+    share_prefix: bool = Field(
+        True,
+        description="Run the leading tokens that every example of a micro-batch has in common (a system prompt, an "
+        "instruction template) once instead of once per example; the other tokens attend to its keys and values "
+        "through a KV cache. The same loss and gradients. Only for right-padded batches (not packing) and not "
+        "while training with dropout or gradient checkpointing.",
+    )
     max_tokens_per_forward: int | None = Field(
         2048,
         ge=1,

@@ -48,6 +48,7 @@ def gradients_for(
     checkpointing: bool = False,
     max_tokens: int | None = None,
     compile_blocks: bool = False,
+    share_prefix: bool = True,
 ):
     base = load_base(config.base)
     data = load_training_data(config.data, base.tokenizer, 0)
@@ -62,7 +63,7 @@ def gradients_for(
     examples = data.train.examples
     window = [(0.0, examples[i : i + batch_size]) for i in range(0, batch_size * accum, batch_size)]
     accelerator = Accelerator(cpu=True)
-    module = SupervisedNLL(plan.model)
+    module = SupervisedNLL(plan.model, share_prefix=share_prefix)
     module.train()  # checkpointing applies to modules in training mode only
     saved = []  # tensors kept for backward outside checkpointed blocks (checkpointing installs its own hooks)
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel()) or t, lambda t: t):

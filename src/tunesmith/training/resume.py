@@ -41,7 +41,7 @@ def prepare_run_dir(run_dir: Path, config_text: str, fresh: bool) -> None:
 NOT_TRAINING = ("eval", "compare", "tune")
 # Train settings that change how a step is computed (memory, speed), not what it computes (tests/training:
 # the same gradients): a run that ran out of memory can be resumed with checkpointing on or smaller pieces.
-HOW_NOT_WHAT = ("gradient_checkpointing", "compile", "max_tokens_per_forward", "packing")
+HOW_NOT_WHAT = ("gradient_checkpointing", "compile", "max_tokens_per_forward", "packing", "share_prefix")
 
 
 def same_training(saved_yaml: str, new_yaml: str) -> bool:

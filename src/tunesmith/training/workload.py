@@ -50,7 +50,7 @@ def build_workload(
 ) -> Workload:
     eval_examples = data.eval.examples if data.eval else None
     if config.task != "classify":
-        loss = SupervisedNLL(plan.model, compute_dtype=compute_dtype)
+        loss = SupervisedNLL(plan.model, compute_dtype=compute_dtype, share_prefix=config.train.share_prefix)
         return Workload(data.train.examples, eval_examples, token_collate(config, pad_id), loss, "token")
     if plan.head is None:
         loss = ClassifierNLL(plan.model, compute_dtype)
