@@ -74,7 +74,9 @@ class TrainSettings(Settings):
         description="Run the leading tokens that every example of a micro-batch has in common (a system prompt, an "
         "instruction template) once instead of once per example; the other tokens attend to its keys and values "
         "through a KV cache. The same loss and gradients. Only for right-padded batches (not packing) and not "
-        "while training with dropout or gradient checkpointing.",
+        "while training with dropout or gradient checkpointing. On the JSON example (a 60-token system prompt, "
+        "~190-token examples; LoRA on SmolLM2-135M, 2-core CPU, fp32): 36.9 vs 32.0 supervised tokens/s and 0.89x "
+        "the peak memory in `make bench`.",
     )
     max_tokens_per_forward: int | None = Field(
         2048,
