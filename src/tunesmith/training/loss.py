@@ -73,7 +73,7 @@ class PrefixCache(DynamicCache):
 
 @cache
 def cache_argument(body_class: type) -> str:
-    """transformers renamed `past_key_values` to `cache` (5.2x); the name this version's forward takes."""
+    """The KV-cache keyword this transformers version's forward takes (`past_key_values` is deprecated for `cache`)."""
     return "cache" if "cache" in inspect.signature(body_class.forward).parameters else "past_key_values"
 
 
