@@ -39,7 +39,7 @@ from .compiled import compile_repeated_blocks
 from .guards import DivergenceGuard, Interrupted, StopSignals
 from .loss import unwrap
 from .memory import MemoryPlan, plan_memory
-from .resources import directory_bytes, peak_rss_bytes, release_free_memory, reset_peak_rss
+from .resources import directory_bytes, keep_freed_memory, peak_rss_bytes, release_free_memory, reset_peak_rss
 from .resume import open_metrics, prepare_run_dir, resume
 from .schedule import learning_rate_at
 from .workload import Workload, build_workload
@@ -143,6 +143,7 @@ def train(
     )
     write_run_metadata(run_dir, config, data)
     release_free_memory()
+    keep_freed_memory()
     optimizer = torch.optim.AdamW(
         plan.trainable_parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
     )
