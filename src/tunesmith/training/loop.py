@@ -185,6 +185,7 @@ def train(
                 keeper.save(state)
             if stop.requested:
                 raise Interrupted(stop.requested, step, run_dir)
+    release_free_memory()  # the steps' memory, kept for reuse while they ran, back to the OS
 
     artefact_dir = run_dir / plan.artefact
     export_artefact(keeper.chosen, artefact_dir, tokenizer)
@@ -278,6 +279,7 @@ class Setup:
 
 def set_up(config: RunConfig, emit, base: Base | None = None) -> Setup:
     """Seed, pick the precision, load tokenizer, data and base (unless one is passed in), apply the strategy."""
+    release_free_memory()  # what an earlier run in this process kept (keep_freed_memory) is not this run's
     settings = config.train
     seed_everything(settings.seed)
     precision = choose_precision(settings.precision)

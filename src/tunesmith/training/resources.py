@@ -36,12 +36,11 @@ LARGEST_MMAP_THRESHOLD = 32 * 2**20  # glibc's ceiling on 64-bit systems
 def keep_freed_memory() -> bool:
     """Let glibc keep freed memory for reuse instead of handing it back to the OS after every free.
 
-    A training step frees its activations and allocates them again in the next step; by default glibc returns
-    the freed top of its heap (and every block over its mmap threshold) to the OS, so each step takes page faults
-    on memory it just had: on the demo's real micro-batches (2-core EPYC VM, fp32) a page fault cost ~1.7 us per
-    4 KiB page and 8 steps took 43-45 s against 35-38 s with freed memory kept (bench/allocator.py). Peak RSS is
-    unchanged (what a step needs it takes either way); RSS no longer falls back between steps. False where the
-    C library is not glibc (musl, macOS: nothing changed)."""
+    A training step frees its activations and allocates them again in the next step. By default glibc hands the
+    freed top of its heap, and every block over its mmap threshold, back to the OS, so each step page-faults its
+    way through memory it just had; in a VM a page fault is dear. `make bench` measures the difference (arm
+    ours-trimmed, docs/benchmarks.md). Peak RSS stays what a step needs; RSS no longer falls back between steps.
+    False where the C library is not glibc (musl, macOS: nothing changed)."""
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):
