@@ -1,7 +1,7 @@
 """One arm of the TRL comparison, run in its own process (so its peak RSS is its own), plus the shared evaluator.
 
 Usage (trl_compare.py calls it): python bench/trl_arms.py ARM --steps N --workdir DIR --out RESULT.json
-Arms: ours, ours-1024, ours-packed, ours-ckpt, ours-compile, ours-unshared, ours-trimmed (tunesmith.train), trl-shipped,
+Arms: ours, ours-1024, ours-packed, ours-ckpt, ours-compile, ours-unshared (tunesmith.train), trl-shipped,
 trl-matched (TRL SFTTrainer + PEFT).
 """
 
@@ -21,7 +21,6 @@ from tunesmith.config import RunConfig, load_config
 from tunesmith.data.splits import load_training_data
 from tunesmith.strategies import PREPARE
 from tunesmith.strategies.lora import lora_config
-from tunesmith.training import loop as training_loop
 from tunesmith.training.batching import collate
 from tunesmith.training.loop import (
     StepDone,
@@ -74,7 +73,6 @@ OURS = {
     "ours-ckpt": ["train.gradient_checkpointing=true"],
     "ours-compile": ["train.compile=true"],
     "ours-unshared": ["train.share_prefix=false"],
-    "ours-trimmed": [],  # glibc's own malloc settings: freed memory handed back to the OS (no keep_freed_memory)
 }
 
 
@@ -99,8 +97,6 @@ def run_ours(steps: int, workdir: Path, name: str) -> ArmResult:
     base = load_base(config.base, dtype=base_dtype(config))
     data = load_training_data(config.data, base.tokenizer, config.train.seed)  # to count what the loop consumes
     rss_load = reset_peak_rss()
-    if name == "ours-trimmed":
-        training_loop.keep_freed_memory = lambda: False
     begin, ends = [0.0], []
 
     def clock(event) -> None:
@@ -118,7 +114,6 @@ def run_ours(steps: int, workdir: Path, name: str) -> ArmResult:
     supervised = [sum(e.supervised_tokens for e in w) for w in windows]
     processed = [sum(len(e.input_ids) for e in w) for w in windows]
     recorded = json.loads(config.model_dump_json())["train"] | {"base_dtype": str(base_dtype(config))}
-    recorded["freed_memory"] = "returned to the OS (glibc defaults)" if name == "ours-trimmed" else "kept"
     wall = time.perf_counter() - started
     return ArmResult(
         name, steps, begin[0], ends, supervised, processed, rss_load, peak, wall, str(result.artefact_dir), recorded

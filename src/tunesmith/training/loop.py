@@ -39,7 +39,7 @@ from .compiled import compile_repeated_blocks
 from .guards import DivergenceGuard, Interrupted, StopSignals
 from .loss import unwrap
 from .memory import MemoryPlan, plan_memory
-from .resources import directory_bytes, keep_freed_memory, peak_rss_bytes, release_free_memory, reset_peak_rss
+from .resources import directory_bytes, peak_rss_bytes, release_free_memory, reset_peak_rss
 from .resume import open_metrics, prepare_run_dir, resume
 from .schedule import learning_rate_at
 from .workload import Workload, build_workload
@@ -143,7 +143,6 @@ def train(
     )
     write_run_metadata(run_dir, config, data)
     release_free_memory()
-    keep_freed_memory()
     optimizer = torch.optim.AdamW(
         plan.trainable_parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
     )
@@ -185,7 +184,7 @@ def train(
                 keeper.save(state)
             if stop.requested:
                 raise Interrupted(stop.requested, step, run_dir)
-    release_free_memory()  # the steps' memory, kept for reuse while they ran, back to the OS
+    release_free_memory()  # what the steps freed, back to the OS before export and evaluation
 
     artefact_dir = run_dir / plan.artefact
     export_artefact(keeper.chosen, artefact_dir, tokenizer)
@@ -279,7 +278,7 @@ class Setup:
 
 def set_up(config: RunConfig, emit, base: Base | None = None) -> Setup:
     """Seed, pick the precision, load tokenizer, data and base (unless one is passed in), apply the strategy."""
-    release_free_memory()  # what an earlier run in this process kept (keep_freed_memory) is not this run's
+    release_free_memory()  # what an earlier run in this process freed is not this run's to count
     settings = config.train
     seed_everything(settings.seed)
     precision = choose_precision(settings.precision)

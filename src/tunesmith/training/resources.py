@@ -28,33 +28,6 @@ def release_free_memory() -> None:
         pass
 
 
-# mallopt parameters (malloc.h); -1 for M_TRIM_THRESHOLD turns trimming off (mallopt(3)).
-M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
-LARGEST_MMAP_THRESHOLD = 32 * 2**20  # glibc's ceiling on 64-bit systems
-
-
-def keep_freed_memory() -> bool:
-    """Let glibc keep freed memory for reuse instead of handing it back to the OS after every free.
-
-    A training step frees its activations and allocates them again in the next step. By default glibc hands the
-    freed top of its heap, and every block over its mmap threshold, back to the OS, so each step page-faults its
-    way through memory it just had; in a VM a page fault is dear. `make bench` measures the difference (arm
-    ours-trimmed, docs/benchmarks.md). Peak RSS stays what a step needs; RSS no longer falls back between steps.
-    False where the C library is not glibc (musl, macOS: nothing changed)."""
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return False
-    return all(
-        mallopt(parameter, value)
-        for parameter, value in (
-            (M_TRIM_THRESHOLD, -1),
-            (M_TOP_PAD, 64 * 2**20),
-            (M_MMAP_THRESHOLD, LARGEST_MMAP_THRESHOLD),
-        )
-    )
-
-
 def peak_rss_bytes() -> int:
     """High-water mark of resident memory since the process started or since reset_peak_rss()."""
     try:

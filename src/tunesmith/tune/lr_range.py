@@ -22,7 +22,6 @@ import torch
 from ..config import LrRangeSettings, RunConfig
 from ..files import atomic_write_text
 from ..training.loop import accumulate_gradients, check_task_fits_base, micro_batch_stream, set_up
-from ..training.resources import keep_freed_memory
 
 RULE = "steepest fall of the loss per decade of LR (centred +-steps/10 least-squares slope), before its minimum"
 
@@ -137,7 +136,6 @@ def run_range_test(config: RunConfig, settings: LrRangeSettings, emit) -> LrCurv
     train = config.train
     check_task_fits_base(config)
     setup = set_up(config, emit)
-    keep_freed_memory()  # as train() does: every step reuses the memory of the one before
     plan, accelerator, work = setup.plan, setup.accelerator, setup.work
     optimizer = torch.optim.AdamW(plan.trainable_parameters(), lr=settings.min_lr, weight_decay=train.weight_decay)
     loss_module, optimizer = accelerator.prepare(work.loss_module, optimizer)
