@@ -263,7 +263,7 @@ def data_check(
     if estimate_time and audit.report.tokens is not None:
         from .estimate import estimate_epoch_time
 
-        audit.report.epoch_estimates = estimate_epoch_time(base, audit.report.tokens)
+        audit.report.epoch_estimates = estimate_epoch_time(base, audit.report.tokens, audit.train)
     written = write_report(audit.report, out_dir)
     if redact:
         from .data.prepare import write_redacted_copies

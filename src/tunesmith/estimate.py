@@ -1,22 +1,31 @@
 """Recipe: time per epoch and peak memory for each strategy, from a measured calibration step on the real base model
-(memory: what autograd keeps for the calibration batch, scaled as training's memory plan scales it)."""
+(memory: what autograd keeps for the calibration batch, scaled as training's memory plan scales it).
+
+The calibration batch is made of the user's own chat examples when there are any: encoded and collated as
+training does, so whatever training's loss skips on real data (a prompt prefix common to the rows, logits of
+prompt tokens) is skipped in the timed step too. Other data is timed on random tokens of its mean length."""
 
 from __future__ import annotations
 
+import random
 import time
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 from peft import get_peft_model
 
-from .base import load_base
+from .base import load_base, load_tokenizer
 from .config import LoraSettings, TrainSettings
-from .data.encode import IGNORE
+from .data.encode import IGNORE, EncodedExample, encode_example
+from .data.formats import Example
+from .data.records import Record
 from .data.tokens import TokenStats
 from .strategies.head import untied_lm_head
 from .strategies.lora import lora_config
 from .strategies.plan import freeze
+from .training.batching import collate
 from .training.loop import choose_precision
 from .training.loss import SupervisedNLL, supervised_nll
 from .training.memory import MemoryPlan, plan_memory, remedy
@@ -32,17 +41,18 @@ class EpochEstimate:
     precision: str
     memory_bytes: int = 0  # weights + a step of the largest forwards without checkpointing (training/memory.py)
     remedy: str = ""  # what training's memory plan would do to fit on this machine (memory.remedy)
+    calibrated_on: str = "random tokens"  # or "examples": the user's own, near the mean length
 
 
 def estimate_epoch_time(
-    base_spec: str, stats: TokenStats, batch_size: int = 8, timed_steps: int = 2
+    base_spec: str, stats: TokenStats, records: Sequence[Record] = (), batch_size: int = 8, timed_steps: int = 2
 ) -> list[EpochEstimate]:
     """Each strategy on the base as training would hold it: full in fp32, head (the LM head alone, untied, over a
-    frozen fp32 body), LoRA over a bf16 base under bf16."""
+    frozen fp32 body), LoRA over a bf16 base under bf16. Timed on `records` where they are chat examples."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     precision = choose_precision("auto")
-    seq_len = max(2, min(stats.max_length, round(stats.fields["total"].mean)))
-    answer_share = stats.fields["answer"].mean / max(stats.fields["total"].mean, 1) if "answer" in stats.fields else 1
+    calibration = calibration_data(base_spec, stats, records, batch_size)
+    batch = {k: v.to(device) for k, v in calibration.batch.items()}
     longest = min(stats.fields["total"].max, stats.max_length)
     estimates = []
     for strategy in ("full", "head", "lora"):
@@ -54,41 +64,74 @@ def estimate_epoch_time(
         elif strategy == "head":
             freeze(model)
             untied_lm_head(model)[0].requires_grad_(True)
-        batch = calibration_batch(len(base.tokenizer), batch_size, seq_len, answer_share, device)
-        memory, weights = step_memory(model, batch, precision, longest, batch_size, torch.device(device))
+        memory, weights = step_memory(model, calibration.probe, precision, longest, batch_size, torch.device(device))
         seconds = seconds_per_step(model, batch, precision, device, timed_steps)
-        tokens_per_s = batch_size * seq_len / seconds
+        tokens_per_s = calibration.tokens / seconds
         epoch = stats.training_tokens / tokens_per_s
         timing = (float(f"{seconds:.4g}"), round(tokens_per_s, 1), round(epoch, 1))
-        estimates.append(
-            EpochEstimate(strategy, *timing, device, precision, weights + memory.step_bytes, remedy(memory))
-        )
+        memory_bytes, fit = weights + memory.step_bytes, remedy(memory)
+        estimates.append(EpochEstimate(strategy, *timing, device, precision, memory_bytes, fit, calibration.made_of))
         del base, model
     return estimates
 
 
-def calibration_batch(vocab: int, batch_size: int, seq_len: int, answer_share: float, device: str) -> dict:
+@dataclass
+class Calibration:
+    batch: dict[str, torch.Tensor]  # the timed micro-batch
+    tokens: int  # the tokens it holds (padding excluded)
+    probe: dict[str, torch.Tensor]  # one example, as training probes its memory (loop.plan_run_memory)
+    made_of: str  # "examples" or "random tokens", for the report
+
+
+def calibration_data(base_spec: str, stats: TokenStats, records: Sequence[Record], batch_size: int) -> Calibration:
+    tokenizer = load_tokenizer(base_spec)
+    real = examples_near_mean_length(records, tokenizer, batch_size, stats)
+    if real:
+        tokens = sum(len(e.input_ids) for e in real)
+        return Calibration(collate(real, tokenizer.pad_token_id), tokens, collate(real[:1], 0), "examples")
+    seq_len = max(2, min(stats.max_length, round(stats.fields["total"].mean)))
+    total = max(stats.fields["total"].mean, 1)
+    answer_share = stats.fields["answer"].mean / total if "answer" in stats.fields else 1
+    batch = calibration_batch(len(tokenizer), batch_size, seq_len, answer_share)
+    return Calibration(batch, batch_size * seq_len, {k: v[:1] for k, v in batch.items()}, "random tokens")
+
+
+def examples_near_mean_length(
+    records: Sequence[Record], tokenizer, batch_size: int, stats: TokenStats, sample: int = 256
+) -> list[EncodedExample]:
+    """`batch_size` chat examples, encoded as training encodes them, whose lengths lie nearest the data's mean:
+    a length-grouped micro-batch of typical examples. Drawn from a seeded sample, so large files cost no more.
+    Empty when the records are not chat examples or too few carry a supervised token."""
+    chats = [r for r in records if r.kind == "chat"]
+    if len(chats) < batch_size:
+        return []
+    picked = random.Random(0).sample(chats, min(sample, len(chats)))
+    encoded = [encode_example(tokenizer, Example(r.messages, r.source), stats.max_length) for r in picked]
+    encoded = [e for e in encoded if e.supervised_tokens]
+    if len(encoded) < batch_size:
+        return []
+    mean = stats.fields["total"].mean
+    return sorted(encoded, key=lambda e: abs(len(e.input_ids) - mean))[:batch_size]
+
+
+def calibration_batch(vocab: int, batch_size: int, seq_len: int, answer_share: float) -> dict:
     """Random tokens of the dataset's mean length, the answer share of each row supervised (it sets the cost of
     the LM head, which training runs on supervised positions only)."""
     generator = torch.Generator().manual_seed(0)
     input_ids = torch.randint(0, vocab, (batch_size, seq_len), generator=generator)
     labels = input_ids.clone()
     labels[:, : seq_len - max(1, round(seq_len * answer_share))] = IGNORE
-    return {
-        "input_ids": input_ids.to(device),
-        "labels": labels.to(device),
-        "attention_mask": torch.ones_like(input_ids).to(device),
-    }
+    return {"input_ids": input_ids, "labels": labels}  # no mask, as training's collate: rows of equal length
 
 
-def step_memory(model, batch: dict, precision: str, longest: int, batch_size: int, device) -> tuple[MemoryPlan, int]:
+def step_memory(model, probe: dict, precision: str, longest: int, batch_size: int, device) -> tuple[MemoryPlan, int]:
     """The memory plan training's defaults would make for this model on data whose longest example has `longest`
-    tokens (probed on the calibration batch), and the bytes of the model's weights."""
+    tokens (probed on one example, as training probes), and the bytes of the model's weights."""
     module = SupervisedNLL(model, compute_dtype=torch.bfloat16 if precision == "bf16" else None)
     trainable = [p for p in model.parameters() if p.requires_grad]
     defaults = TrainSettings()
     plan = plan_memory(
-        defaults.gradient_checkpointing, module, batch, batch["input_ids"].numel(), [longest], batch_size,
+        defaults.gradient_checkpointing, module, probe, probe["input_ids"].numel(), [longest], batch_size,
         defaults.max_tokens_per_forward, trainable, device,
     )  # fmt: skip
     weights = sum(p.numel() * p.element_size() for p in model.parameters())

@@ -87,6 +87,12 @@ def tokens(report: DataReport) -> str:
     return "\n".join(lines + epoch_times(report))
 
 
+CALIBRATED_ON = {
+    "examples": "your examples nearest the mean length, encoded as training encodes them",
+    "random tokens": "random tokens of the mean length (only chat data is timed on its own examples)",
+}
+
+
 def epoch_times(report: DataReport) -> list[str]:
     if not report.epoch_estimates:
         return []
@@ -100,7 +106,8 @@ def epoch_times(report: DataReport) -> list[str]:
     return [
         *lines,
         "",
-        f"Measured: one calibration step per strategy, batch 8, on {e.device} ({e.precision}). Peak memory: the "
+        f"Measured: one calibration step per strategy on {e.device} ({e.precision}), batch 8 of "
+        f"{CALIBRATED_ON[e.calibrated_on]}. Peak memory: the "
         "weights plus a step of the largest forwards (without checkpointing), predicted from what autograd keeps for "
         "the calibration batch, as training's memory plan predicts it; the last column is what that plan would do.",
     ]
