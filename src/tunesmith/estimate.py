@@ -14,7 +14,6 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
-from peft import get_peft_model
 
 from .base import load_base, load_tokenizer
 from .config import LoraSettings, TrainSettings
@@ -23,7 +22,7 @@ from .data.formats import Example
 from .data.records import Record
 from .data.tokens import TokenStats
 from .strategies.head import untied_lm_head
-from .strategies.lora import lora_config
+from .strategies.lora import add_adapters, lora_config
 from .strategies.plan import freeze
 from .training.batching import collate
 from .training.loop import choose_precision
@@ -60,7 +59,7 @@ def estimate_epoch_time(
         base = load_base(base_spec, dtype=frozen_dtype)
         model = base.model.to(device)
         if strategy == "lora":
-            model = get_peft_model(model, lora_config(LoraSettings()))  # peft keeps the adapters in fp32
+            model = add_adapters(model, lora_config(LoraSettings()))  # peft keeps the adapters in fp32
         elif strategy == "head":
             freeze(model)
             untied_lm_head(model)[0].requires_grad_(True)

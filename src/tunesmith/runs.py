@@ -14,6 +14,7 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 from .base import load_base
 from .config import RunConfig, validate_config
 from .errors import ConfigError
+from .strategies.lora import without_peft_deprecation_warning
 
 PROMPTING = "prompting.json"
 LABELS = "labels.json"  # classify runs: class id -> label, in order
@@ -83,7 +84,8 @@ def load_tuned(run_dir: Path | str, merge: bool = False, dtype: torch.dtype = to
         model_class=model_class,
         model_kwargs=classifier_kwargs(read_labels(run_dir)) if classify else None,
     )
-    model = PeftModel.from_pretrained(base.model, adapter)
+    with without_peft_deprecation_warning():
+        model = PeftModel.from_pretrained(base.model, adapter)
     if merge:
         model = model.merge_and_unload()
     model.eval()

@@ -1,15 +1,18 @@
 """Each strategy changes exactly the parameters it should, and its saved artefact reloads with plain
 transformers / peft to identical logits."""
 
+import warnings
+
 import pytest
 import torch
 from peft import PeftModel
-from tests.conftest import VARIED_CHATS, write_jsonl, write_sentiment_csv
+from tests.conftest import VARIED_CHATS, tiny_llama, write_jsonl, write_sentiment_csv
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
 from tunesmith.base import load_base
-from tunesmith.config import validate_config
+from tunesmith.config import LoraSettings, validate_config
 from tunesmith.errors import ConfigError
+from tunesmith.strategies.lora import add_adapters, lora_config, without_peft_deprecation_warning
 from tunesmith.training.loop import load_run_base, train
 
 
@@ -162,3 +165,13 @@ def test_dora_trains_magnitude_vectors_through_peft(tmp_path, tiny_model_dir):
     result = train(config, base=base)
     assert "DoRA" in result.note
     assert any("lora_magnitude_vector" in n and p.requires_grad for n, p in base.model.named_parameters())
+
+
+def test_adding_or_loading_lora_adapters_raises_no_library_deprecation_warning(smol_tokenizer, tmp_path):
+    """peft reads transformers' deprecated `is_gradient_checkpointing`; the user would see its FutureWarning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        model = add_adapters(tiny_llama(len(smol_tokenizer)), lora_config(LoraSettings()))
+        model.save_pretrained(tmp_path)
+        with without_peft_deprecation_warning():  # how runs.load_tuned reads an adapter back
+            PeftModel.from_pretrained(tiny_llama(len(smol_tokenizer)), tmp_path)

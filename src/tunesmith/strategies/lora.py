@@ -4,7 +4,10 @@ For classification peft also trains (and saves) the new classifier layer (task t
 
 from __future__ import annotations
 
-from peft import LoraConfig, get_peft_model
+import warnings
+from contextlib import contextmanager
+
+from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import PreTrainedModel
 
 from ..config import LoraSettings, RunConfig
@@ -45,13 +48,27 @@ def check_4bit_possible() -> None:
         raise ConfigError("lora.load_in_4bit: needs bitsandbytes: pip install bitsandbytes") from None
 
 
+@contextmanager
+def without_peft_deprecation_warning():
+    """peft (0.21) reads transformers 5's deprecated `is_gradient_checkpointing` whenever it wraps a model, and
+    transformers prints a FutureWarning about it: library internals a user can do nothing about."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+        yield
+
+
+def add_adapters(model: PreTrainedModel, adapters: LoraConfig) -> PeftModel:
+    with without_peft_deprecation_warning():
+        return get_peft_model(model, adapters)
+
+
 def prepare(model: PreTrainedModel, config: RunConfig) -> Plan:
     if config.lora.load_in_4bit:
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     try:
-        peft_model = get_peft_model(model, lora_config(config.lora, task_type(config)))
+        peft_model = add_adapters(model, lora_config(config.lora, task_type(config)))
     except ValueError as err:  # e.g. target modules that the model does not have
         raise ConfigError(f"lora: {str(err).splitlines()[0]}") from None
     trainable, total = count_parameters(peft_model)
