@@ -50,6 +50,8 @@ def train(
     run_config = load_config(config, overrides(set_, **extra))
     with EventRenderer() as renderer:
         result = train_stage(run_config, on_event=renderer, fresh=fresh)
+    if not result.main_process:
+        return  # one of several processes (torchrun / accelerate launch): the main one reports and evaluates
     print_train_result(result)
     if evaluate and run_config.data.test is not None and run_config.task in EVALUATED_TASKS:
         evaluate_after_training(result.run_dir)

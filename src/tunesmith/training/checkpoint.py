@@ -74,8 +74,11 @@ class CheckpointKeeper:
     """Saves checkpoints; keeps the newest `keep_last` and the best (lowest score: the eval loss, or minus the task
     metric the run selects by). Deletes only after a commit."""
 
-    def __init__(self, run_dir: Path, plan: Plan, optimizer: torch.optim.Optimizer, keep_last: int = 2):
+    def __init__(
+        self, run_dir: Path, plan: Plan, optimizer: torch.optim.Optimizer, keep_last: int = 2, writes: bool = True
+    ):
         self.run_dir, self.plan, self.optimizer, self.keep_last = run_dir, plan, optimizer, keep_last
+        self.writes = writes  # False in the other processes of a multi-process run: the same bookkeeping, no files
         self.recent: list[Path] = []
         self.best: Path | None = None
         self.best_step = 0
@@ -84,7 +87,9 @@ class CheckpointKeeper:
 
     def save(self, state: dict) -> Path:
         target = checkpoint_dir(self.run_dir, state["step"])
-        if target not in self.recent:
+        if target not in self.recent and not self.writes:
+            self.recent = [*self.recent, target][-self.keep_last :]
+        elif target not in self.recent:
             try:
                 save_checkpoint(self.run_dir, self.plan, self.optimizer, state | {"keeper": self.snapshot()})
             except OSError as err:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import random
+import signal
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -39,6 +41,7 @@ from .compiled import compile_repeated_blocks
 from .guards import DivergenceGuard, Interrupted, StopSignals
 from .loss import unwrap
 from .memory import MemoryPlan, plan_memory
+from .parallel import make_accelerator, my_share, on_any_process, process_state, sum_over_processes
 from .resources import directory_bytes, peak_rss_bytes, release_free_memory, reset_peak_rss
 from .resume import open_metrics, prepare_run_dir, resume
 from .schedule import learning_rate_at
@@ -106,6 +109,7 @@ class TrainResult:
     throughput_unit: str = "tokens/s"
     eval_metrics: dict | None = None  # classify: accuracy, macro-F1, confusion on the eval split (exported model)
     selected_by: str = "eval_loss"  # what chose the exported checkpoint (train.select_by)
+    main_process: bool = True  # False in the other processes of a multi-process run: they wrote and report nothing
 
     @property
     def trainable_percent(self) -> float:
@@ -126,12 +130,15 @@ def train(
 
     A run directory holding checkpoints of the same config is resumed from its newest valid checkpoint
     (bit-exact); `fresh=True` starts over. A `base` passed in is trained in place (LoRA layers are injected)."""
-    emit = on_event or (lambda event: None)
+    main = process_state().is_main_process  # with several processes, only the main one writes and reports
+    emit = (on_event if main else None) or (lambda event: None)
     started = time.perf_counter()
     reset_peak_rss()
     settings, run_dir = config.train, config.run_dir
     check_task_fits_base(config)
-    prepare_run_dir(run_dir, config_yaml(config), fresh)
+    if main:
+        prepare_run_dir(run_dir, config_yaml(config), fresh)
+    process_state().wait_for_everyone()
     setup = set_up(config, emit, base)
     tokenizer, data, plan, accelerator, work, precision = (
         setup.tokenizer,
@@ -141,7 +148,8 @@ def train(
         setup.work,
         setup.precision,
     )
-    write_run_metadata(run_dir, config, data)
+    if main:
+        write_run_metadata(run_dir, config, data)
     release_free_memory()
     optimizer = torch.optim.AdamW(
         plan.trainable_parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
@@ -149,7 +157,7 @@ def train(
     loss_module, optimizer = accelerator.prepare(work.loss_module, optimizer)
     total_steps = count_steps(config, len(work.train))
     emit(start_event(setup, total_steps))
-    keeper = CheckpointKeeper(run_dir, plan, optimizer, settings.keep_checkpoints)
+    keeper = CheckpointKeeper(run_dir, plan, optimizer, settings.keep_checkpoints, writes=main)
     resumed = {} if fresh else resume(run_dir, plan, optimizer, keeper, emit)
     done_steps, train_loss = resumed.get("step", 0), resumed.get("train_loss", math.nan)
 
@@ -158,7 +166,8 @@ def train(
     )
     guard = DivergenceGuard(settings.max_bad_steps)
     speeds: list[float] = []
-    with StopSignals() as stop, open_metrics(run_dir, done_steps) as metrics:
+    metrics_file = open_metrics(run_dir, done_steps) if main else open(os.devnull, "w", encoding="utf-8")
+    with StopSignals() as stop, metrics_file as metrics:
         for step in range(done_steps + 1, total_steps + 1):
             lr = scheduled_lr(settings, step - 1, total_steps)
             for group in optimizer.param_groups:
@@ -180,16 +189,19 @@ def train(
                 evaluated = evaluate_step(accelerator, loss_module, work, data.labels, settings, keeper, state)
                 emit(evaluated)
                 write_metrics(metrics, eval_record(evaluated))
-            if step % settings.save_every == 0 or last or stop.requested:
+            stopping = on_any_process(accelerator, stop.requested is not None)
+            if step % settings.save_every == 0 or last or stopping:
                 keeper.save(state)
-            if stop.requested:
-                raise Interrupted(stop.requested, step, run_dir)
+            if stopping:
+                accelerator.wait_for_everyone()  # the main process has written the checkpoint
+                raise Interrupted(stop.requested or signal.SIGTERM, step, run_dir)
     release_free_memory()  # what the steps freed, back to the OS before export and evaluation
 
     artefact_dir = run_dir / plan.artefact
-    export_artefact(keeper.chosen, artefact_dir, tokenizer)
+    if main:
+        export_artefact(keeper.chosen, artefact_dir, tokenizer)
     eval_metrics = None
-    if config.task == "classify" and work.eval:
+    if main and config.task == "classify" and work.eval:
         restore_trainable_weights(keeper.chosen, plan)  # score what was exported, not the last step
         eval_metrics = classify_eval(loss_module, work, data.labels, settings.batch_size, accelerator.device)
     result = TrainResult(
@@ -212,8 +224,11 @@ def train(
         "tokens/s" if work.unit == "token" else "examples/s",
         eval_metrics,
         settings.select_by,
+        main,
     )
-    atomic_write_text(run_dir / "train_summary.json", json.dumps(asdict(result), indent=1, default=str))
+    if main:
+        atomic_write_text(run_dir / "train_summary.json", json.dumps(asdict(result), indent=1, default=str))
+    accelerator.wait_for_everyone()
     return result
 
 
@@ -292,9 +307,7 @@ def set_up(config: RunConfig, emit, base: Base | None = None) -> Setup:
     if config.task == "classify" and base.model.config.pad_token_id is None:
         base.model.config.pad_token_id = tokenizer.pad_token_id  # decoder classifiers pool the last non-pad token
     plan = PREPARE[config.strategy](base.model, config)
-    # Precision is ours to apply (in the loss modules): accelerate's state is a process-wide singleton, so a
-    # second run in the same process with another mixed_precision would be refused or silently inherit it.
-    accelerator = Accelerator(mixed_precision="no")
+    accelerator = make_accelerator()
     plan.model.to(accelerator.device)
     compute_dtype = torch.bfloat16 if precision == "bf16" else None
     work = build_workload(config, plan, data, tokenizer.pad_token_id, accelerator.device, compute_dtype, emit)
@@ -329,22 +342,24 @@ def accumulate_gradients(accelerator, loss_module, window, collate_batch, max_to
     """Backward over the micro-batches of one optimizer step; returns the window's token-mean loss.
 
     Each micro-batch's NLL sum is divided by the loss terms (supervised tokens, or examples) of the whole
-    window on all processes, so batch 8 x accum 1 and batch 1 x accum 8 give the same gradient; for the
-    same reason a micro-batch may run in pieces of at most `max_tokens` (padded) tokens."""
-    window_tokens = sum(e.weight for _, batch in window for e in batch)
-    window_tokens = accelerator.reduce(torch.tensor(window_tokens, device=accelerator.device), "sum").item()
-    scale = accelerator.num_processes / window_tokens  # DDP averages gradients over processes
+    window, so batch 8 x accum 1 and batch 1 x accum 8 give the same gradient; for the same reason a
+    micro-batch may run in pieces of at most `max_tokens` (padded) tokens, and with several processes each
+    runs its share of every micro-batch (parallel.py) and DDP sums what they computed."""
+    window_terms = sum(e.weight for _, batch in window for e in batch)  # the same on every process
+    scale = accelerator.num_processes / window_terms  # DDP averages gradients over processes: undo the 1/N
     loss_module.train()
     nll_total = 0.0
-    pieces = [piece for _, batch in window for piece in split_by_tokens(batch, max_tokens)]
-    for index, examples in enumerate(pieces):
+    shares = [share for _, batch in window if (share := my_share(batch, accelerator))]
+    pieces = [piece for share in shares for piece in split_by_tokens(share, max_tokens)]
+    idle = not pieces  # fewer examples than processes: a pass that counts for nothing keeps DDP's exchange whole
+    for index, examples in enumerate(pieces or [window[0][1][:1]]):
         batch = {k: v.to(accelerator.device) for k, v in collate_batch(examples).items()}
-        last = index == len(pieces) - 1
+        last = index == max(len(pieces), 1) - 1
         with nullcontext() if last else accelerator.no_sync(loss_module):
-            nll = loss_module(**batch)
+            nll = loss_module(**batch) * (0.0 if idle else 1.0)
         accelerator.backward(nll * scale)
         nll_total += nll.item()
-    return nll_total * scale
+    return sum_over_processes(accelerator, nll_total)[0] * scale / accelerator.num_processes
 
 
 def apply_update(accelerator, optimizer, plan: Plan, max_grad_norm: float | None, guard, loss: float) -> float:
@@ -427,15 +442,17 @@ def eval_record(event: EvalDone) -> dict:
 @torch.no_grad()
 def evaluate_loss(accelerator, loss_module, examples, batch_size: int, collate_batch) -> float:
     """Mean NLL per loss term (token or example) over the eval set, streamed batch by batch (memory does not
-    grow with its size)."""
-    loss_module.eval()
+    grow with its size); with several processes each scores its share of the batches."""
+    module = getattr(loss_module, "module", loss_module)  # not DDP's forward: no collective calls per batch
+    module.eval()
     nll, terms = 0.0, 0
     ordered = sorted(examples, key=lambda e: e.length)
-    for start in range(0, len(ordered), batch_size):
-        chunk = ordered[start : start + batch_size]
+    chunks = [ordered[start : start + batch_size] for start in range(0, len(ordered), batch_size)]
+    for chunk in my_share(chunks, accelerator):
         batch = {k: v.to(accelerator.device) for k, v in collate_batch(chunk).items()}
-        nll += loss_module(**batch).item()
+        nll += module(**batch).item()
         terms += sum(e.weight for e in chunk)
+    nll, terms = sum_over_processes(accelerator, nll, terms)
     return nll / max(terms, 1)
 
 

@@ -1,0 +1,86 @@
+"""Two processes (torchrun; DDP over gloo on a CPU) train as one process would: the same steps and weights, and
+one writer of the run directory."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from accelerate.utils import DistributedType
+from safetensors.torch import load_file
+from tests.conftest import VARIED_CHATS, write_jsonl
+
+from tunesmith.config import load_config
+from tunesmith.errors import ConfigError
+from tunesmith.training.loop import train
+from tunesmith.training.parallel import SHARDED, refuse_sharded
+from tunesmith.training.state import WEIGHTS
+
+
+def write_config(directory, model_dir, **train_settings):
+    directory.mkdir(parents=True, exist_ok=True)
+    data = write_jsonl(directory / "train.jsonl", VARIED_CHATS * 3)
+    settings = {"max_steps": 6, "learning_rate": 1e-2, "warmup_steps": 2, "precision": "fp32", "seed": 5}
+    settings |= {"save_every": 3, "eval_every": 3} | train_settings
+    path = directory / "run.yaml"
+    path.write_text(
+        f"name: r\nbase: {model_dir}\noutput_dir: {directory / 'runs'}\n"
+        "lora: {r: 4, lora_alpha: 8, target_modules: [q_proj, v_proj]}\n"  # no dropout: masks would differ
+        f"data: {{train: {data}, eval_fraction: 0.2, max_length: 96}}\n"
+        f"train: {json.dumps(settings)}\n"
+    )
+    return path
+
+
+def train_in_two_processes(config_path):
+    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    command += ["-m", "tunesmith", "train", str(config_path), "--no-eval"]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+
+
+@pytest.mark.parametrize(
+    "batching",
+    [{"batch_size": 3, "grad_accum": 2}, {"batch_size": 1, "grad_accum": 2}],
+    ids=["shares-of-3", "one-process-idle"],  # 1 example per micro-batch: the second process has none
+)
+def test_two_processes_train_the_weights_one_process_trains(tmp_path, tiny_model_dir, batching):
+    one = load_config(write_config(tmp_path / "one", tiny_model_dir, **batching))
+    train(one)
+    two_path = write_config(tmp_path / "two", tiny_model_dir, **batching)
+    finished = train_in_two_processes(two_path)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    output = finished.stdout + finished.stderr
+    assert output.count("done 6 steps") == 1, output  # one process reports
+    two = load_config(two_path)
+    expected = load_file(one.run_dir / "checkpoints" / "step-000006" / WEIGHTS)
+    got = load_file(two.run_dir / "checkpoints" / "step-000006" / WEIGHTS)
+    assert expected.keys() == got.keys()
+    for name, tensor in expected.items():  # the same gradient, summed in another order
+        torch.testing.assert_close(got[name], tensor, rtol=1e-4, atol=1e-5, msg=name)
+    records = [json.loads(line) for line in (two.run_dir / "metrics.jsonl").read_text().splitlines()]
+    reference = [json.loads(line) for line in (one.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["type"], r["step"]) for r in records] == [(r["type"], r["step"]) for r in reference]  # one writer
+    for r, ref in zip(records, reference, strict=True):
+        key = "loss" if r["type"] == "train" else "eval_loss"
+        assert r[key] == pytest.approx(ref[key], rel=1e-4), r
+    assert (two.run_dir / "adapter" / "adapter_model.safetensors").is_file()
+    assert json.loads((two.run_dir / "train_summary.json").read_text())["main_process"] is True
+    # A checkpoint of the two-process run resumes in one process to the same weights: a step means the same.
+    shutil.rmtree(two.run_dir / "checkpoints" / "step-000006")
+    events = []
+    train(two, on_event=events.append)
+    assert [e.step for e in events if type(e).__name__ == "Resumed"] == [3]
+    resumed = load_file(two.run_dir / "checkpoints" / "step-000006" / WEIGHTS)
+    for name, tensor in expected.items():
+        torch.testing.assert_close(resumed[name], tensor, rtol=1e-4, atol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("kind", list(SHARDED))
+def test_launches_that_shard_the_model_are_refused_with_the_launch_that_works(kind):
+    with pytest.raises(ConfigError, match="torchrun --nproc_per_node N -m tunesmith train"):
+        refuse_sharded(kind)
+    refuse_sharded(DistributedType.MULTI_GPU)  # DDP
