@@ -3,9 +3,13 @@ one writer of the run directory."""
 
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -84,3 +88,42 @@ def test_launches_that_shard_the_model_are_refused_with_the_launch_that_works(ki
     with pytest.raises(ConfigError, match="torchrun --nproc_per_node N -m tunesmith train"):
         refuse_sharded(kind)
     refuse_sharded(DistributedType.MULTI_GPU)  # DDP
+
+
+def worker_with_rank(launcher_pid: int, rank: int) -> int:
+    """The pid of the torchrun worker with RANK=rank (from /proc; Linux)."""
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue  # gone, or not ours to read
+        if parent == launcher_pid and f"RANK={rank}".encode() in environ:
+            return int(proc.name)
+    raise AssertionError(f"no worker with RANK={rank} under {launcher_pid}")
+
+
+def test_a_stop_signal_to_one_process_stops_all_at_one_step_with_a_checkpoint(tmp_path, tiny_model_dir):
+    """Only the second process is signalled: alone it would leave the other waiting in DDP's exchange for ever."""
+    config_path = write_config(tmp_path, tiny_model_dir, batch_size=3, max_steps=100_000, save_every=100_000)
+    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    launcher = subprocess.Popen(
+        [*command, "-m", "tunesmith", "train", str(config_path), "--no-eval"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
+    )  # fmt: skip
+    metrics = load_config(config_path).run_dir / "metrics.jsonl"
+    try:
+        deadline = time.monotonic() + 120
+        while not (metrics.is_file() and len(metrics.read_text().splitlines()) >= 5) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        os.kill(worker_with_rank(launcher.pid, 1), signal.SIGTERM)
+        output, _ = launcher.communicate(timeout=120)
+    finally:
+        if launcher.poll() is None:  # a process left waiting would keep the launcher alive
+            os.killpg(launcher.pid, signal.SIGKILL)
+    assert launcher.returncode != 0
+    stopped = re.findall(r"stopped after step (\d+), checkpoint saved", output)
+    assert len(stopped) == 2 and stopped[0] == stopped[1], output[-3000:]  # both processes, the same step
+    newest = max(p.name for p in (metrics.parent / "checkpoints").iterdir())
+    assert newest == f"step-{int(stopped[0]):06d}"  # the main process checkpointed the step both stopped at
