@@ -39,6 +39,7 @@ from .batching import epoch_order, split_by_tokens
 from .checkpoint import CheckpointKeeper, export_artefact, restore_trainable_weights
 from .compiled import compile_repeated_blocks
 from .guards import DivergenceGuard, Interrupted, StopSignals
+from .kernels import load_with_attention_kernel
 from .loss import unwrap
 from .memory import MemoryPlan, plan_memory
 from .parallel import make_accelerator, my_share, on_any_process, process_state, sum_over_processes
@@ -250,14 +251,18 @@ def load_run_base(config: RunConfig, labels: list[str] | None) -> Base:
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16
         )
-    return load_base(
-        config.base,
-        allow_pickle=config.allow_pickle,
-        trust_remote_code=config.trust_remote_code,
-        dtype=base_dtype(config),
-        model_class=model_class,
-        model_kwargs=kwargs,
-    )
+
+    def load(model_kwargs: dict) -> Base:
+        return load_base(
+            config.base,
+            allow_pickle=config.allow_pickle,
+            trust_remote_code=config.trust_remote_code,
+            dtype=base_dtype(config),
+            model_class=model_class,
+            model_kwargs=model_kwargs,
+        )
+
+    return load_with_attention_kernel(load, kwargs, choose_precision(config.train.precision))
 
 
 def write_run_metadata(run_dir: Path, config: RunConfig, data) -> None:

@@ -19,6 +19,7 @@ from torch import nn
 from transformers import DynamicCache
 
 from ..data.encode import IGNORE
+from .kernels import fused_linear_cross_entropy
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -111,6 +112,8 @@ def supervised_nll(
     supervised = targets != IGNORE
     selected, wanted = hidden[:, :-1][supervised], targets[supervised]
     softcap = getattr(unwrap(model).config, "final_logit_softcapping", None)
+    if fused := fused_linear_cross_entropy(head, softcap):  # Liger on CUDA, when installed
+        return fused(selected, wanted), int(wanted.numel())
     total = hidden.new_zeros((), dtype=torch.float32)
     for start in range(0, wanted.numel(), chunk_size):
         logits = head(selected[start : start + chunk_size]).float()
