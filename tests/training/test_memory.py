@@ -60,15 +60,24 @@ def test_the_largest_forward_of_a_run(lengths, batch_size, max_tokens, expected)
     assert largest_forward_tokens(lengths, batch_size, max_tokens) == expected
 
 
-def plan_with(setting, available: int, tmp_path, tiny_model_dir, monkeypatch, max_tokens=None) -> MemoryPlan:
+def plan_with(
+    setting, available: int, tmp_path, tiny_model_dir, monkeypatch, max_tokens=None, processes_here=1
+) -> MemoryPlan:
     module, collate_batch, examples, plan = lora_module(tiny_config(tmp_path, tiny_model_dir))
     monkeypatch.setattr(memory, "available_memory_bytes", lambda device: available)
     longest = max(examples, key=lambda e: e.length)
     lengths = [e.length for e in examples]
     trainable, cpu = plan.trainable_parameters(), torch.device("cpu")
     return plan_memory(
-        setting, module, collate_batch([longest]), longest.length, lengths, 8, max_tokens, trainable, cpu
-    )
+        setting, module, collate_batch([longest]), longest.length, lengths, 8, max_tokens, trainable, cpu,
+        processes_here=processes_here,
+    )  # fmt: skip
+
+
+def test_processes_sharing_a_machine_plan_with_their_part_of_its_free_memory(tmp_path, tiny_model_dir, monkeypatch):
+    alone = plan_with("auto", 2**30, tmp_path, tiny_model_dir, monkeypatch)
+    one_of_two = plan_with("auto", 2**30, tmp_path, tiny_model_dir, monkeypatch, processes_here=2)
+    assert alone.available_bytes == 2**30 and one_of_two.available_bytes == 2**29
 
 
 def test_auto_changes_nothing_when_a_step_fits(tmp_path, tiny_model_dir, monkeypatch):

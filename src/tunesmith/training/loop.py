@@ -42,7 +42,14 @@ from .guards import DivergenceGuard, Interrupted, StopSignals
 from .kernels import load_with_attention_kernel
 from .loss import unwrap
 from .memory import MemoryPlan, plan_memory
-from .parallel import make_accelerator, my_share, on_any_process, process_state, sum_over_processes
+from .parallel import (
+    make_accelerator,
+    my_share,
+    on_any_process,
+    process_state,
+    processes_on_this_machine,
+    sum_over_processes,
+)
 from .resources import directory_bytes, peak_rss_bytes, release_free_memory, reset_peak_rss
 from .resume import open_metrics, prepare_run_dir, resume
 from .schedule import learning_rate_at
@@ -330,16 +337,18 @@ def set_up(config: RunConfig, emit, base: Base | None = None) -> Setup:
 def plan_run_memory(settings, plan: Plan, work: Workload, device) -> MemoryPlan:
     longest = max(work.train, key=lambda e: e.length)
     lengths = [e.length for e in work.train]
+    processes = process_state().num_processes
     return plan_memory(
         settings.gradient_checkpointing,
         work.loss_module,
         work.collate([longest]),
         longest.length,
         lengths,
-        settings.batch_size,
+        -(-settings.batch_size // processes),  # each process runs its share of a micro-batch (parallel.py)
         settings.max_tokens_per_forward,
         plan.trainable_parameters(),
         device,
+        processes_here=processes_on_this_machine(),
     )
 
 

@@ -73,15 +73,17 @@ def plan_memory(
     max_tokens: int | None,
     trainable: Sequence[nn.Parameter],
     device: torch.device,
+    processes_here: int = 1,
 ) -> MemoryPlan:
     """train.gradient_checkpointing true/false is kept as set. "auto" keeps the step as configured when its predicted
     peak (activations, their backward, optimizer state) fits in USABLE_SHARE of the device's free memory; else it
     runs micro-batches in smaller pieces (the same gradient, little speed lost) when a piece can still hold the
     longest example; else it turns checkpointing on. `probe`: a batch of real training data (the longest example) of
-    `probe_tokens` tokens, in the units of `lengths`."""
+    `probe_tokens` tokens, in the units of `lengths`. `processes_here`: training processes sharing this machine's
+    memory (a multi-process run on CPUs); each plans with its part of what is free."""
     per_token = saved_bytes(loss_module, probe, device) / max(probe_tokens, 1)
     state = STATE_COPIES * sum(p.numel() * 4 for p in trainable)  # fp32: master weights are fp32 in every strategy
-    available = available_memory_bytes(device)
+    available = available_memory_bytes(device) // (processes_here if device.type == "cpu" else 1)
 
     def plan_for(pieces: int | None, checkpointing: bool, decided: str) -> MemoryPlan:
         forward = largest_forward_tokens(lengths, batch_size, pieces)

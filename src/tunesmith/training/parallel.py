@@ -9,6 +9,7 @@ the run directory and reports progress."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import torch
@@ -26,6 +27,11 @@ def process_state() -> PartialState:
     """This process's place in the run (1 of 1 when not launched by torchrun / accelerate launch). On a machine
     without CUDA several processes talk over gloo, which accelerate uses only when told to run on the CPU."""
     return PartialState(cpu=not torch.cuda.is_available())
+
+
+def processes_on_this_machine() -> int:
+    """Training processes on this machine (torchrun and accelerate launch set LOCAL_WORLD_SIZE)."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
 
 
 def make_accelerator() -> Accelerator:
