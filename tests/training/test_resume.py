@@ -195,7 +195,7 @@ def kill_after_step(process, metrics, step, extra_seconds):
     return False
 
 
-@pytest.mark.parametrize("trial", range(3))
+@pytest.mark.parametrize("trial", range(2))  # 6 kill points; `make stress` runs 50 trials
 def test_kill_9_at_random_moments_then_resume_is_bit_exact(tmp_path, tiny_model_dir, trial):
     steps = 30
     reference = load_config(write_config(tmp_path / "reference", tiny_model_dir, steps=steps))
