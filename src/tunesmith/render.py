@@ -70,6 +70,11 @@ class EventRenderer:
             f"  {event.train_examples} train / {event.eval_examples} eval examples{supervised}, "
             f"precision {event.precision}"
         )
+        if event.processes > 1:
+            console.print(
+                f"  {event.processes} processes, data-parallel ({event.backend}): each runs its share of every"
+                " micro-batch; this one writes the run"
+            )
         if event.compiled_blocks:
             console.print(
                 f"  train.compile: {event.compiled_blocks} blocks are compiled during the first steps (slower than"

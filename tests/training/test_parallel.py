@@ -57,6 +57,7 @@ def test_two_processes_train_the_weights_one_process_trains(tmp_path, tiny_model
     assert finished.returncode == 0, finished.stderr[-3000:]
     output = finished.stdout + finished.stderr
     assert output.count("done 7 steps") == 1, output  # one process reports
+    assert "2 processes, data-parallel (gloo)" in output
     two = load_config(two_path)
     expected = load_file(one.run_dir / "checkpoints" / "step-000007" / WEIGHTS)
     got = load_file(two.run_dir / "checkpoints" / "step-000007" / WEIGHTS)

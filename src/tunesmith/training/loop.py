@@ -72,6 +72,8 @@ class TrainStart:
     unit: str = "token"  # what the loss averages over: "token" (generation) or "example" (classification)
     compiled_blocks: int = 0  # train.compile: blocks compiled on first use (the first steps are slower)
     memory: MemoryPlan | None = None  # the predicted memory of a step and the gradient checkpointing decision
+    processes: int = 1  # data-parallel processes (torchrun / accelerate launch), each with a share of a micro-batch
+    backend: str = ""  # how they exchange gradients (nccl, gloo); "" for one process
 
 
 @dataclass
@@ -416,6 +418,8 @@ def start_event(setup: Setup, total_steps: int) -> TrainStart:
         setup.work.unit,
         setup.compiled_blocks,
         setup.memory,
+        setup.accelerator.num_processes,
+        str(setup.accelerator.state.backend or "") if setup.accelerator.num_processes > 1 else "",
     )
 
 
