@@ -123,6 +123,16 @@ def test_data_check_reports_file_line_problems_writes_both_reports_and_exits_2(t
     assert (tmp_path / "report" / "data_report.md").read_text().startswith("# Data report")
 
 
+def test_data_check_estimates_the_time_per_epoch_on_the_user_s_examples(tmp_path, tiny_model_dir):
+    data = write_jsonl(tmp_path / "train.jsonl", VARIED_CHATS * 2)
+    result = tunesmith("data", "check", data, "--base", tiny_model_dir, "--estimate-time", "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "data_report.json").read_text())
+    assert [e["strategy"] for e in report["epoch_estimates"]] == ["full", "head", "lora"]
+    assert {e["calibrated_on"] for e in report["epoch_estimates"]} == {"examples"}
+    assert "your examples nearest the mean length" in " ".join(result.stdout.split())
+
+
 def test_data_prepare_then_check_the_prepared_split_is_clean(tmp_path):
     data = write_jsonl(tmp_path / "train.jsonl", [*VARIED_CHATS, VARIED_CHATS[1]])
     prepared = tunesmith("data", "prepare", data, "--out", tmp_path / "ready", "--eval-fraction", "0.25")

@@ -264,8 +264,10 @@ def data_check(
     audit = audit_dataset(files, eval_files, against, settings, tokenizer_for(base))
     if estimate_time and audit.report.tokens is not None:
         from .estimate import estimate_epoch_time
+        from .render_data import console
 
-        audit.report.epoch_estimates = estimate_epoch_time(base, audit.report.tokens, audit.train)
+        with console.status(f"timing a training step of full, head and LoRA on {base} (about a minute on a CPU)"):
+            audit.report.epoch_estimates = estimate_epoch_time(base, audit.report.tokens, audit.train)
     written = write_report(audit.report, out_dir)
     if redact:
         from .data.prepare import write_redacted_copies
