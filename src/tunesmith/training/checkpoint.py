@@ -87,14 +87,15 @@ class CheckpointKeeper:
 
     def save(self, state: dict) -> Path:
         target = checkpoint_dir(self.run_dir, state["step"])
-        if target not in self.recent and not self.writes:
-            self.recent = [*self.recent, target][-self.keep_last :]
-        elif target not in self.recent:
+        if target in self.recent:
+            return target
+        if self.writes:
             try:
                 save_checkpoint(self.run_dir, self.plan, self.optimizer, state | {"keeper": self.snapshot()})
             except OSError as err:
                 raise CheckpointWriteError(target, err, self.recent[-1] if self.recent else None) from None
-            self.recent = [*self.recent, target][-self.keep_last :]
+        self.recent = [*self.recent, target][-self.keep_last :]
+        if self.writes:
             prune_checkpoints(self.run_dir, keep={*self.recent, *([self.best] if self.best else [])})
         return target
 

@@ -1,7 +1,8 @@
 """CUDA kernels users already trust, used when they are installed — never reimplemented here.
 
-- FlashAttention 2 (`pip install flash-attn`): transformers' `attn_implementation="flash_attention_2"`; packed
-  rows (train.packing: position ids restarting per example) then take its variable-length path.
+- FlashAttention 2 (`pip install flash-attn`): transformers' `attn_implementation="flash_attention_2"`, which
+  transformers documents as handling packed rows (train.packing: position ids restarting per example) with the
+  kernel's variable-length path.
 - Liger's fused linear cross-entropy (`pip install liger-kernel`): the LM head and the cross-entropy in one kernel,
   logits never materialised (training/loss.py calls it on the supervised positions).
 

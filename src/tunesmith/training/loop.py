@@ -140,7 +140,8 @@ def train(
 
     A run directory holding checkpoints of the same config is resumed from its newest valid checkpoint
     (bit-exact); `fresh=True` starts over. A `base` passed in is trained in place (LoRA layers are injected)."""
-    main = process_state().is_main_process  # with several processes, only the main one writes and reports
+    processes = process_state()
+    main = processes.is_main_process  # with several processes, only the main one writes and reports
     emit = (on_event if main else None) or (lambda event: None)
     started = time.perf_counter()
     reset_peak_rss()
@@ -148,7 +149,7 @@ def train(
     check_task_fits_base(config)
     if main:
         prepare_run_dir(run_dir, config_yaml(config), fresh)
-    process_state().wait_for_everyone()
+    processes.wait_for_everyone()
     setup = set_up(config, emit, base)
     tokenizer, data, plan, accelerator, work, precision = (
         setup.tokenizer,
@@ -372,7 +373,9 @@ def accumulate_gradients(accelerator, loss_module, window, collate_batch, max_to
         batch = {k: v.to(accelerator.device) for k, v in collate_batch(examples).items()}
         last = index == max(len(pieces), 1) - 1
         with nullcontext() if last else accelerator.no_sync(loss_module):
-            nll = loss_module(**batch) * (0.0 if idle else 1.0)
+            nll = loss_module(**batch)
+            if idle:
+                nll = nll * 0.0
         accelerator.backward(nll * scale)
         nll_total += nll.item()
     return sum_over_processes(accelerator, nll_total)[0] * scale / accelerator.num_processes
