@@ -1,6 +1,7 @@
 """The training loop on a tiny random Llama: accumulation is exact, the run directory is complete."""
 
 import json
+import warnings
 from functools import partial
 
 import pytest
@@ -58,7 +59,9 @@ def gradients_for(
         if "lora_B" in name:
             torch.nn.init.normal_(param, std=0.1)
     if checkpointing:
-        enable_gradient_checkpointing(plan.model)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", FutureWarning)  # through transformers' current API, not the deprecated one
+            enable_gradient_checkpointing(plan.model)
     gradients_for.compiled_blocks = compile_repeated_blocks(plan.model) if compile_blocks else 0
     examples = data.train.examples
     window = [(0.0, examples[i : i + batch_size]) for i in range(0, batch_size * accum, batch_size)]

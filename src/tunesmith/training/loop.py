@@ -551,7 +551,11 @@ def enable_gradient_checkpointing(model) -> None:
     """Non-reentrant checkpointing: gradients reach the adapters although the frozen embeddings need none."""
     if not supports_checkpointing(model):
         raise ConfigError(f"{type(model).__name__} does not support train.gradient_checkpointing; set it to false")
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x's name; the old one warns
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
 def config_yaml(config: RunConfig) -> str:
