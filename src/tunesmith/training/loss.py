@@ -124,7 +124,7 @@ def supervised_nll(
 
 
 class SupervisedNLL(nn.Module):
-    """The model and its supervised-token loss as one module, so DDP/FSDP wrappers see the whole forward."""
+    """The model and its supervised-token loss as one module, so a DDP wrapper sees the whole forward."""
 
     def __init__(
         self,
