@@ -176,6 +176,9 @@ def eval_run(
         False, "--qa", help="Questions about a context in the prompt: report unsupported answers and abstention."
     ),
     few_shot: int = typer.Option(3, help="Training examples shown to the base in the few-shot column."),
+    few_shot_pick: str = typer.Option(
+        "similar", help="similar: the training examples nearest each question; random: the same k for all."
+    ),
     mmlu: int | None = typer.Option(None, help="General multiple-choice questions for forgetting (of 200 shipped)."),
     passages: int | None = typer.Option(None, help="General text passages for drift (of 100 shipped)."),
     as_json: bool = typer.Option(False, "--json", help="Print eval.json instead of the markdown report."),
@@ -194,6 +197,7 @@ def eval_run(
         slice_by=slice_by,
         qa=qa,
         few_shot=few_shot,
+        few_shot_pick=few_shot_pick,
         mmlu_questions=mmlu,
         general_passages=passages,
     )

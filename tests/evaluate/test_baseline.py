@@ -2,8 +2,31 @@ import pytest
 from tests.conftest import chat, write_jsonl
 
 from tunesmith.data.formats import read_examples
-from tunesmith.evaluate.baseline import few_shot_prompt, fine_tune_or_prompt, paired_bootstrap, pick_shots
+from tunesmith.errors import ConfigError
+from tunesmith.evaluate.baseline import (
+    few_shot_prompt,
+    fine_tune_or_prompt,
+    paired_bootstrap,
+    pick_shots,
+    shots_for,
+)
 from tunesmith.evaluate.gotchas import FAIL, OK, WARN
+
+
+def test_similar_shots_are_the_training_examples_sharing_most_words_with_each_question(tmp_path):
+    questions = ["acme bank hired jane doe", "the river runs north", "acme bank sued jane", "bank river acme"]
+    train = read_examples(write_jsonl(tmp_path / "t.jsonl", [chat(q, f"a{i}") for i, q in enumerate(questions)]))
+    asked = [chat("acme bank hired jane doe", "x"), chat("river", "y")]
+    asked = read_examples(write_jsonl(tmp_path / "e.jsonl", asked))
+    shots = shots_for(asked, train, 2, "similar")
+    text = [[shot.messages[0].content for shot in per_question] for per_question in shots]
+    # The first question's own words (Jaccard 1) are skipped; then 3/6 and 2/6; the most similar comes last.
+    assert text[0] == ["bank river acme", "acme bank sued jane"]
+    assert text[1] == ["the river runs north", "bank river acme"]  # 1/4, then 1/3
+    random_shots = shots_for(asked, train, 2, "random")
+    assert random_shots[0] == random_shots[1] == pick_shots(train, 2)  # the same k for every question
+    with pytest.raises(ConfigError, match="similar, random"):
+        shots_for(asked, train, 2, "nearest")
 
 
 def mean(xs):

@@ -232,7 +232,7 @@ def qa_table(tmp_path, records, generator) -> tuple[dict, dict]:
     config = validate_config({"name": "qa", "base": "unused", "data": {"train": str(path), "test": str(path)}})
     inputs = read_inputs(tmp_path, config, EvalOptions(qa=True))
     scorer = GenerationScorer(json_task=False, qa=True)
-    _, scores = answer_all(generator, scorer, inputs, [], Clock())
+    _, scores = answer_all(generator, scorer, inputs, [[] for _ in inputs.examples], Clock())  # k=0: no shots
     return column_table(scorer, scores), qa_section(inputs.references, inputs.quotable)
 
 

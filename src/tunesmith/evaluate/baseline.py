@@ -1,8 +1,10 @@
 """Prompt-engineering baselines (zero-shot, few-shot) and the fine-tune-or-prompt verdict.
 
 Few-shot prompts put k training examples before the question as prior chat turns (user, assistant), after the
-example's own system message. The verdict compares the tuned model with the better of the two baselines on the
-primary metric; the 95% confidence interval of the lift comes from a paired bootstrap over examples.
+example's own system message: by default the k whose user turns share the most words with the question's (the
+retrieval few-shot a user could build without training), or k drawn once at random for every question. The
+verdict compares the tuned model with the better of the two baselines on the primary metric; the 95% confidence
+interval of the lift comes from a paired bootstrap over examples.
 """
 
 from __future__ import annotations
@@ -14,13 +16,45 @@ from typing import Any
 
 import numpy as np
 
+from ..data.dedup import jaccard, word_set
 from ..data.formats import Example
+from ..errors import ConfigError
 from .gotchas import FAIL, OK, WARN, Verdict
+
+SHOT_PICKS = ("similar", "random")
 
 
 def pick_shots(train: Sequence[Example], k: int, seed: int = 0) -> list[Example]:
     """k training examples, chosen with a fixed seed (the same shots for every prompt and every run)."""
     return random.Random(seed).sample(list(train), min(k, len(train)))
+
+
+def similar_shots(examples: Sequence[Example], train: Sequence[Example], k: int) -> list[list[Example]]:
+    """For each example, the k training examples whose user turns share the most words with its own (Jaccard of
+    word sets), the most similar last, next to the question; ties keep training order. A training example with the
+    question's very words is skipped: it would hand the baseline the answer (leakage is the data audit's finding)."""
+    train_words = [word_set(user_turns(t)) for t in train]
+    chosen = []
+    for example in examples:
+        words = word_set(user_turns(example))
+        ranked = sorted(range(len(train)), key=lambda i: -jaccard(words, train_words[i]))
+        nearest = [i for i in ranked if train_words[i] != words][:k]
+        chosen.append([train[i] for i in reversed(nearest)])
+    return chosen
+
+
+def shots_for(examples: Sequence[Example], train: Sequence[Example], k: int, pick: str) -> list[list[Example]]:
+    """The few-shot examples shown before each question."""
+    if pick not in SHOT_PICKS:
+        raise ConfigError(f"few-shot pick {pick!r}: use one of {', '.join(SHOT_PICKS)}")
+    if pick == "random":
+        shots = pick_shots(train, k)
+        return [shots for _ in examples]
+    return similar_shots(examples, train, k)
+
+
+def user_turns(example: Example) -> str:
+    return "\n".join(m.content for m in example.messages if m.role == "user")
 
 
 def turns(example: Example) -> list[dict]:

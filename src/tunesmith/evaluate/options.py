@@ -21,6 +21,7 @@ class EvalOptions:
     slice_by: str | None = None  # a field of the data's records: the primary metric per value (bias)
     qa: bool = False  # questions about a context in the prompt: unsupported answers and abstention (not JSON tasks)
     few_shot: int = 3
+    few_shot_pick: str = "similar"  # "similar": the k training examples nearest each question; "random": k, once
     memorisation_sample: int = 50  # training prompts the tuned model answers for the memorisation probe
     general_passages: int | None = None  # general text passages for drift (default: all 100 shipped)
     mmlu_questions: int | None = None  # MMLU questions (default: all 200 shipped)

@@ -65,8 +65,13 @@ def header(report: dict[str, Any]) -> str:
             "freshly initialised head answers at chance."
         )
     shots = report.get("few_shot", {})
-    if shots:
+    if shots and shots.get("pick", "random") == "random":
         lines.append(f"Few-shot: {shots['k']} training examples as prior chat turns ({', '.join(shots['shots'])}).")
+    elif shots:
+        lines.append(
+            f"Few-shot: for each question the {shots['k']} training examples whose user turns share the most words "
+            f"with it, as prior chat turns ({len(shots['shots'])} distinct examples in all)."
+        )
     return "\n".join(lines)
 
 

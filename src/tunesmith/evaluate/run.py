@@ -17,7 +17,7 @@ from ..base import load_base
 from ..data.formats import Example, read_examples
 from ..errors import ConfigError
 from ..runs import TunedModel, load_tuned, read_run_config, read_train_summary
-from .baseline import few_shot_prompt, fine_tune_or_prompt, pick_shots, zero_shot_prompt
+from .baseline import few_shot_prompt, fine_tune_or_prompt, shots_for, zero_shot_prompt
 from .classify_run import evaluate_classifier
 from .constrain import JsonConstraint
 from .events import Phase
@@ -117,7 +117,7 @@ def evaluate_run(
         constraint = JsonConstraint(models.tokenizer, inputs.schema) if options.constrain == "json" else None
     schema = SchemaCheck(inputs.schema) if inputs.schema else None
     scorer = GenerationScorer(inputs.json_task, schema, bool(constraint), options.qa)
-    shots = pick_shots(inputs.train, options.few_shot)
+    shots = shots_for(inputs.examples, inputs.train, options.few_shot, options.few_shot_pick)  # per example
     batch_size = options.batch_size or inputs.config.eval.batch_size
     max_new_tokens = options.max_new_tokens or inputs.config.eval.max_new_tokens
     generator = Generator(models, batch_size, max_new_tokens, constraint, emit)
@@ -152,7 +152,10 @@ def answer_all(generator: Generator, scorer, inputs: Inputs, shots, clock: Clock
     examples = inputs.examples
     conditions = {
         "base zero-shot": (True, [zero_shot_prompt(e) for e in examples]),
-        f"base few-shot (k={len(shots)})": (True, [few_shot_prompt(e, shots) for e in examples]),
+        f"base few-shot (k={shot_count(shots)})": (
+            True,
+            [few_shot_prompt(example, shown) for example, shown in zip(examples, shots, strict=True)],
+        ),
         "tuned": (False, [zero_shot_prompt(e) for e in examples]),
     }
     answers, scores = {}, {}
@@ -176,7 +179,11 @@ def table_report(run_dir: Path, inputs: Inputs, options: EvalOptions, scorer, sc
         "columns": list(scores),
         "table": column_table(scorer, scores),
         "lower_is_better": sorted(scorer.lower_is_better & set(scorer.aggregate(scores["tuned"]))),
-        "few_shot": {"k": len(shots), "shots": [s.source for s in shots]},
+        "few_shot": {
+            "k": shot_count(shots),
+            "pick": options.few_shot_pick,
+            "shots": sorted({s.source for per_example in shots for s in per_example}),  # every one shown
+        },
         "thresholds": asdict(options.thresholds),
     }
 
@@ -206,9 +213,14 @@ def context_text(example: Example) -> str:
     return "\n".join(m.content for m in example.messages[:-1] if m.role in ("system", "user"))
 
 
+def shot_count(shots: list[list[Example]]) -> int:
+    return len(shots[0]) if shots else 0
+
+
 def memorisation(generator: Generator, train: Sequence[Example], shots, tuned_scores, options: EvalOptions) -> dict:
     """Exact match of the tuned model on a sample of training prompts against its exact match on held-out ones."""
-    pool = [e for e in train if e not in shots]
+    shown = {s for per_example in shots for s in per_example}  # shots the base saw are not asked back
+    pool = [e for e in train if e not in shown]
     sample = random.Random(1).sample(pool, min(options.memorisation_sample, len(pool)))
     answers = generator("tuned on training prompts", [zero_shot_prompt(e) for e in sample], False)
     on_train = sum(exact_match(a.text, e.messages[-1].content) for a, e in zip(answers, sample, strict=True))
