@@ -33,10 +33,10 @@ def similar_shots(examples: Sequence[Example], train: Sequence[Example], k: int)
     """For each example, the k training examples whose user turns share the most words with its own (Jaccard of
     word sets), the most similar last, next to the question; ties keep training order. A training example with the
     question's very words is skipped: it would hand the baseline the answer (leakage is the data audit's finding)."""
-    train_words = [word_set(user_turns(t)) for t in train]
+    train_words = [word_set(user_text(t)) for t in train]
     chosen = []
     for example in examples:
-        words = word_set(user_turns(example))
+        words = word_set(user_text(example))
         ranked = sorted(range(len(train)), key=lambda i: -jaccard(words, train_words[i]))
         nearest = [i for i in ranked if train_words[i] != words][:k]
         chosen.append([train[i] for i in reversed(nearest)])
@@ -53,8 +53,9 @@ def shots_for(examples: Sequence[Example], train: Sequence[Example], k: int, pic
     return similar_shots(examples, train, k)
 
 
-def user_turns(example: Example) -> str:
-    return "\n".join(m.content for m in example.messages if m.role == "user")
+def user_text(example: Example) -> str:
+    """The user turns of the example's own prompt (not the system message, not the answer)."""
+    return "\n".join(m.content for m in example.messages[:-1] if m.role == "user")
 
 
 def turns(example: Example) -> list[dict]:

@@ -17,7 +17,7 @@ from ..base import load_base
 from ..data.formats import Example, read_examples
 from ..errors import ConfigError
 from ..runs import TunedModel, load_tuned, read_run_config, read_train_summary
-from .baseline import few_shot_prompt, fine_tune_or_prompt, shots_for, zero_shot_prompt
+from .baseline import few_shot_prompt, fine_tune_or_prompt, shots_for, user_text, zero_shot_prompt
 from .classify_run import evaluate_classifier
 from .constrain import JsonConstraint
 from .events import Phase
@@ -71,6 +71,7 @@ def read_inputs(run_dir: Path, config, options: EvalOptions) -> Inputs:
     json_task = is_json_task(references)
     if options.qa and json_task:
         raise ConfigError(f"--qa: the answers in {data_path} are JSON; its hallucination probe is invented entities")
+    # What an entity name may be copied from: the example's own user turns (or with --qa its whole context).
     quotable = [context_text(e) if options.qa else user_text(e) for e in examples]
     return Inputs(config, data_path, examples, references, train, slices, schema, json_task, quotable)
 
@@ -200,11 +201,6 @@ def run_dtype(config):
     from ..training.loop import base_dtype
 
     return base_dtype(config)
-
-
-def user_text(example: Example) -> str:
-    """What an entity name may be copied from: the user turns of the example's own prompt (not the system message)."""
-    return "\n".join(m.content for m in example.messages[:-1] if m.role == "user")
 
 
 def context_text(example: Example) -> str:
