@@ -14,8 +14,8 @@ import tempfile
 import time
 
 from tunesmith.config import load_config
-from tunesmith.training.loop import StepDone, TrainStart, train
-from tunesmith.training.workload import FeaturesProgress
+from tunesmith.events import FeaturesProgress, StepDone, TrainStart
+from tunesmith.finetune import train
 
 
 def main() -> None:

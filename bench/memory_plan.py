@@ -19,14 +19,15 @@ from pathlib import Path
 import torch
 
 from tunesmith.base import load_base
+from tunesmith.base.precision import run_dtype
 from tunesmith.config import load_config
 from tunesmith.data.splits import load_training_data
 from tunesmith.strategies import PREPARE
 from tunesmith.training.batching import collate
-from tunesmith.training.loop import base_dtype, enable_gradient_checkpointing
 from tunesmith.training.loss import SupervisedNLL
 from tunesmith.training.memory import STATE_COPIES, STEP_OVER_SAVED, plan_memory
 from tunesmith.training.resources import peak_rss_bytes, release_free_memory, reset_peak_rss
+from tunesmith.training.setup import enable_gradient_checkpointing
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "ner_finance.yaml"
 
@@ -53,7 +54,7 @@ def measured_rise(module, batch: dict, repeats: int) -> int:
 
 def one_strategy(strategy: str, tokens: int, repeats: int) -> dict:
     config = load_config(EXAMPLE, [f"strategy={strategy}"])
-    base = load_base(config.base, dtype=base_dtype(config))
+    base = load_base(config.base, dtype=run_dtype(config))
     data = load_training_data(config.data, base.tokenizer, config.train.seed)
     plan = PREPARE[strategy](base.model, config)
     module = SupervisedNLL(plan.model)

@@ -22,13 +22,14 @@ from pathlib import Path
 import torch
 
 from tunesmith.base import load_base
+from tunesmith.base.precision import choose_precision, run_dtype
 from tunesmith.config import load_config
 from tunesmith.data.splits import load_training_data
 from tunesmith.strategies import PREPARE
 from tunesmith.training.batching import collate, pack
 from tunesmith.training.compiled import compile_repeated_blocks
-from tunesmith.training.loop import base_dtype, choose_precision, micro_batch_stream
 from tunesmith.training.loss import SupervisedNLL
+from tunesmith.training.step import micro_batch_stream
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "ner_finance.yaml"
 
@@ -77,7 +78,7 @@ def one_step(module, optimizer, params, examples, *, pad_id: int, arm: Arm, max_
 
 def build(config_path: Path, compile_blocks: bool = False):
     config = load_config(config_path)
-    base = load_base(config.base, dtype=base_dtype(config))
+    base = load_base(config.base, dtype=run_dtype(config))
     data = load_training_data(config.data, base.tokenizer, config.train.seed)
     plan = PREPARE[config.strategy](base.model, config)
     if compile_blocks:

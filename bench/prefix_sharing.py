@@ -17,8 +17,8 @@ import torch
 from packing_speed import EXAMPLE, build
 
 from tunesmith.training.batching import collate
-from tunesmith.training.loop import micro_batch_stream
 from tunesmith.training.loss import shared_prefix_length
+from tunesmith.training.step import micro_batch_stream
 
 
 def forward_backward(module, params, batch, share: bool) -> tuple[float, float, torch.Tensor]:

@@ -21,7 +21,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from tunesmith.base import load_tokenizer
 from tunesmith.config import load_config
-from tunesmith.training.loop import train
+from tunesmith.finetune import train
 
 CHATS = [("Name a colour.", "Blue."), ("2+2?", "4"), ("Say OK.", "OK"), ("Capital of Italy?", "Rome is.")]
 

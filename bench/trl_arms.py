@@ -17,22 +17,19 @@ from pathlib import Path
 import torch
 
 from tunesmith.base import load_base
+from tunesmith.base.precision import choose_precision
+from tunesmith.base.precision import run_dtype as base_dtype
 from tunesmith.config import RunConfig, load_config
 from tunesmith.data.splits import load_training_data
+from tunesmith.events import StepDone, TrainStart
+from tunesmith.finetune import train
 from tunesmith.strategies import PREPARE
 from tunesmith.strategies.lora import lora_config
 from tunesmith.training.batching import collate
-from tunesmith.training.loop import (
-    StepDone,
-    TrainStart,
-    base_dtype,
-    choose_precision,
-    micro_batch_stream,
-    seed_everything,
-    train,
-)
 from tunesmith.training.loss import supervised_nll
 from tunesmith.training.schedule import learning_rate_at
+from tunesmith.training.setup import seed_everything
+from tunesmith.training.step import micro_batch_stream
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "ner_finance.yaml"
 WARMUP_STEPS = 3  # untimed optimizer steps at the start of every arm

@@ -28,7 +28,7 @@ sys.path.insert(0, str(HERE))
 from trl_arms import OURS, WARMUP_STEPS, eval_examples, evaluate_adapter  # noqa: E402
 from trl_report import write_report  # noqa: E402
 
-from tunesmith.training.loop import choose_precision  # noqa: E402
+from tunesmith.base.precision import choose_precision  # noqa: E402
 
 RESULTS = HERE / "results"
 DOCS = HERE.parent / "docs" / "benchmarks.md"

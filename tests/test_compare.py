@@ -5,7 +5,14 @@ import json
 import pytest
 from tests.conftest import write_sentiment_csv
 
-from tunesmith.compare import compare, comparison_markdown, strategy_config
+from tunesmith.compare import (
+    Comparison,
+    StrategyRow,
+    compare,
+    comparison_cells,
+    comparison_markdown,
+    strategy_config,
+)
 from tunesmith.config import validate_config
 from tunesmith.errors import TunesmithError
 
@@ -66,3 +73,33 @@ def test_an_error_in_a_strategy_s_process_is_raised_here_with_its_message_and_ex
     with pytest.raises(TunesmithError, match="bad.csv:3") as raised:
         compare(broken, ["head"], max_steps=1)
     assert raised.value.exit_code == 2
+
+
+def test_compare_md_and_the_terminal_table_show_the_same_cells():
+    from tunesmith.render import strategy_table
+
+    row = StrategyRow(
+        strategy="lora",
+        run_dir="runs/x-lora",
+        steps=2,
+        trainable_params=12,
+        all_params=1000,
+        trainable_percent=1.2,
+        wall_seconds=61.2,
+        peak_rss_bytes=3 * 2**30,
+        artefact_bytes=5 * 2**20,
+        throughput=1234.5,
+        throughput_unit="tokens/s",
+        best_eval_loss=None,
+        metrics={"accuracy": 0.5},
+        drift=0.0123,
+        note="",
+    )
+    comparison = Comparison("x", "base", "classify", 8, ["accuracy"], "drift", [row], {"accuracy": 0.4})
+    header, rows = comparison_cells(comparison)
+    assert rows == [["lora", "12 (1.2%)", "61 s", "3.00 GiB", "5.0 MiB", "1,234 tokens/s", "-", "50.0%", "0.0123"]]
+    markdown = comparison_markdown(comparison)
+    assert "| " + " | ".join(header) + " |" in markdown and "| " + " | ".join(rows[0]) + " |" in markdown
+    table = strategy_table(comparison)
+    assert [column.header for column in table.columns] == header
+    assert [list(column.cells) for column in table.columns] == [[cell] for cell in rows[0]]

@@ -11,8 +11,8 @@ from tunesmith.config import load_config
 from tunesmith.data.encode import encode_prompt
 from tunesmith.data.formats import read_examples
 from tunesmith.evaluate.generate import generate
+from tunesmith.finetune import train
 from tunesmith.runs import load_tuned
-from tunesmith.training.loop import train
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "ner_finance.yaml"
 pytestmark = pytest.mark.slow

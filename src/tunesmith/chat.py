@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .evaluate.generate import generate
-from .runs import TunedModel, load_tuned, read_default_system
+from .layout import read_default_system
+from .runs import TunedModel, load_tuned
 
 
 @dataclass

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
+import traceback
 from pathlib import Path
 
 import typer
 
-from .errors import TunesmithError
+from .errors import Terminated, TunesmithError
+from .evaluate.options import EvalOptions, describe
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Fine-tune a foundation model on your data.")
 
@@ -22,7 +25,7 @@ def overrides(sets: list[str], **flags) -> list[str]:
 
 @app.command()
 def train(
-    config: Path = typer.Argument(..., help="run.yaml"),
+    config: Path = typer.Argument(..., help="The run config (YAML)."),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     max_steps: int | None = typer.Option(None, help="Optimizer steps (overrides epochs)."),
     learning_rate: float | None = typer.Option(None, "--lr", help="Peak learning rate."),
@@ -38,8 +41,8 @@ def train(
     Re-running the same command resumes from the newest valid checkpoint (bit-exact); --fresh starts over.
     With data.test in CONFIG, the run is then evaluated as `tunesmith eval RUN_DIR` would (--no-eval skips it)."""
     from .config import load_config
+    from .finetune import train as train_stage
     from .render import EventRenderer, print_train_result
-    from .training.loop import train as train_stage
 
     extra = {
         "train.max_steps": max_steps,
@@ -105,7 +108,7 @@ def demo(
 
 @app.command()
 def compare(
-    config: Path = typer.Argument(..., help="run.yaml"),
+    config: Path = typer.Argument(..., help="The run config (YAML)."),
     strategies: str | None = typer.Option(None, help="Comma-separated: full,head,lora (default: compare.strategies)."),
     max_steps: int | None = typer.Option(None, help="Cap every strategy at N optimizer steps."),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
@@ -160,32 +163,30 @@ def chat(
         print(f"model> {session.reply(line, keep_history=True)}")
 
 
+def eval_option(name: str, *flags: str):
+    """A `tunesmith eval` option for EvalOptions.<name>: its default and its help (the field's description) are
+    EvalOptions'."""
+    return typer.Option(getattr(EvalOptions, name), *flags, help=describe(EvalOptions, name))
+
+
 @app.command("eval")
 def eval_run(
     run_dir: Path = typer.Argument(..., help="A run directory written by `tunesmith train`."),
-    data: Path | None = typer.Option(
-        None, "--data", help="Held-out examples: chats, or text + label rows for a classify run (default: data.test)."
-    ),
-    limit: int | None = typer.Option(None, help="Evaluate at most N examples (default: the run's eval.limit)."),
-    constrain: str | None = typer.Option(None, help="json: decode every column under a JSON constraint."),
-    schema: Path | None = typer.Option(None, help="JSON Schema file: report compliance (--constrain json follows it)."),
-    slice_by: str | None = typer.Option(
-        None, help="Field (or CSV column) of the eval records: the primary metric per value (bias)."
-    ),
-    qa: bool = typer.Option(
-        False, "--qa", help="Questions about a context in the prompt: report unsupported answers and abstention."
-    ),
-    few_shot: int = typer.Option(3, help="Training examples shown to the base in the few-shot column."),
-    few_shot_pick: str = typer.Option(
-        "similar", help="similar: the training examples nearest each question; random: the same k for all."
-    ),
-    mmlu: int | None = typer.Option(None, help="General multiple-choice questions for forgetting (of 200 shipped)."),
-    passages: int | None = typer.Option(None, help="General text passages for drift (of 100 shipped)."),
+    data: Path | None = eval_option("data", "--data"),
+    limit: int | None = eval_option("limit"),
+    constrain: str | None = eval_option("constrain"),
+    schema: Path | None = eval_option("schema"),
+    slice_by: str | None = eval_option("slice_by"),
+    qa: bool = eval_option("qa", "--qa"),
+    few_shot: int = eval_option("few_shot"),
+    few_shot_pick: str = eval_option("few_shot_pick"),
+    mmlu: int | None = eval_option("mmlu_questions", "--mmlu"),
+    passages: int | None = eval_option("general_passages", "--passages"),
     as_json: bool = typer.Option(False, "--json", help="Print eval.json instead of the markdown report."),
 ) -> None:
     """Base zero-shot | base few-shot | tuned (classify runs: majority class | tuned) on held-out data, with the gotcha
     verdicts; writes eval.json + eval.md."""
-    from .evaluate.run import EvalOptions, evaluate_run
+    from .evaluate.run import evaluate_run
     from .render import EventRenderer
     from .render_data import print_markdown, print_written
 
@@ -317,7 +318,7 @@ app.add_typer(tune_app, name="tune")
 
 @tune_app.command("lr")
 def tune_lr(
-    config: Path = typer.Argument(..., help="run.yaml"),
+    config: Path = typer.Argument(..., help="The run config (YAML)."),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     steps: int | None = typer.Option(None, help="Steps of the test (tune.lr.steps, default 100)."),
     min_lr: float | None = typer.Option(None, help="Learning rate of the first step (tune.lr.min_lr)."),
@@ -389,24 +390,39 @@ def before_any_command() -> None:
 
 
 def main() -> None:
+    """The exit-code contract (README): 0 ok; 1 a bug (the only traceback); 2 bad input or a refusal, in one line;
+    130 Ctrl-C, 143 SIGTERM. Interrupts unwind, so no command leaves a half-written file behind."""
     from rich.console import Console
 
     console = Console(stderr=True)
+    signal.signal(signal.SIGTERM, raise_terminated)
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # typer returns the exit code instead of exiting (Ctrl-C: 130)
     except TunesmithError as err:
         console.print(f"[red]error:[/] {err}", highlight=False)
         sys.exit(err.exit_code)
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]")
-        sys.exit(130)
+    except Terminated:
+        console.print("[yellow]terminated[/]")
+        sys.exit(143)
     except typer.Exit as done:
         sys.exit(done.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
+        code = 130
     except Exception as err:  # usage errors arrive here in standalone_mode=False
         if isinstance(err, usage_errors()) and hasattr(err, "show"):
             err.show()
             sys.exit(2)
-        raise
+        traceback.print_exc()
+        console.print("[red]internal error[/]: a bug in tunesmith; please report it with the traceback above")
+        sys.exit(1)
+    code = code if isinstance(code, int) else 0
+    if code == 130:
+        console.print("[yellow]interrupted[/]")
+    sys.exit(code)
+
+
+def raise_terminated(signum, frame) -> None:
+    raise Terminated()
 
 
 def usage_errors() -> tuple[type[Exception], ...]:

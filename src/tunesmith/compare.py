@@ -27,9 +27,12 @@ from .evaluate.drift import general_drift
 from .evaluate.general import general_passages
 from .evaluate.representation import representation_drift
 from .evaluate.task import score_eval_split
+from .events import StrategyStarted
 from .files import atomic_write_text
+from .finetune import train
+from .layout import COMPARE_JSON, COMPARE_MD
 from .runs import load_tuned
-from .training.loop import TrainResult, train
+from .training.result import TrainResult
 
 
 @dataclass
@@ -67,15 +70,6 @@ class Comparison:
         return json.dumps(asdict(self), indent=1)
 
 
-@dataclass
-class StrategyStarted:
-    """Event: training of one strategy begins."""
-
-    strategy: str
-    index: int
-    total: int
-
-
 def strategy_config(config: RunConfig, strategy: str, max_steps: int | None = None) -> RunConfig:
     """The run's config with the strategy swapped in, its per-strategy overrides applied, and its own name."""
     raw: dict[str, Any] = config.model_dump(mode="json")
@@ -101,6 +95,8 @@ def compare(
     """Train every strategy (fresh runs named <name>-<strategy>), score each, write <name>-compare/."""
     emit = on_event or (lambda event: None)
     strategies = list(strategies or config.compare.strategies)
+    for strategy in strategies:  # every strategy's config checked before the first one trains
+        strategy_config(config, strategy, max_steps)
     comparison = Comparison(config.name, config.base, config.task, 0, [], drift_label(config.task))
     texts = general_passages(config.compare.drift_texts)
     for index, strategy in enumerate(strategies):
@@ -116,8 +112,8 @@ def compare(
     comparison.step_budget = step_budget(config, strategies, max_steps)
     out = config.output_dir / f"{config.name}-compare"
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "compare.json", comparison.as_json())
-    atomic_write_text(out / "compare.md", comparison_markdown(comparison))
+    atomic_write_text(out / COMPARE_JSON, comparison.as_json())
+    atomic_write_text(out / COMPARE_MD, comparison_markdown(comparison))
     return comparison
 
 
@@ -228,21 +224,13 @@ def percent(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
-def comparison_markdown(c: Comparison) -> str:
-    """The table as markdown: one row per strategy; every number comes from compare.json."""
+def comparison_cells(c: Comparison) -> tuple[list[str], list[list[str]]]:
+    """The table as data: its header and one row of cell strings per strategy; every number comes from
+    compare.json. compare.md (comparison_markdown) and the terminal (render.strategy_table) show these cells."""
     header = ["strategy", "trainable", "wall time", "peak RSS", "artefact", "speed", "eval loss"]
     header += c.metric_names + ["drift"]
-    lines = [
-        f"# {c.name}: strategies compared ({c.task}, base {c.base})",
-        "",
-        f"Task metrics on the eval split ({c.eval_examples} examples). Drift: {c.drift_name}.",
-        f"Budget: {c.step_budget}.",
-        "",
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
-    ]
-    for r in c.rows:
-        cells = [
+    rows = [
+        [
             r.strategy,
             f"{r.trainable_params:,} ({r.trainable_percent:.3g}%)",
             f"{r.wall_seconds:.0f} s",
@@ -253,7 +241,24 @@ def comparison_markdown(c: Comparison) -> str:
             *(percent(r.metrics[name]) for name in c.metric_names),
             f"{r.drift:.4f}",
         ]
-        lines.append("| " + " | ".join(cells) + " |")
+        for r in c.rows
+    ]
+    return header, rows
+
+
+def comparison_markdown(c: Comparison) -> str:
+    """The table as markdown: one row per strategy (comparison_cells)."""
+    header, rows = comparison_cells(c)
+    lines = [
+        f"# {c.name}: strategies compared ({c.task}, base {c.base})",
+        "",
+        f"Task metrics on the eval split ({c.eval_examples} examples). Drift: {c.drift_name}.",
+        f"Budget: {c.step_budget}.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
     if c.baseline:
         shown = ", ".join(f"{k} {percent(v)}" for k, v in c.baseline.items())
         lines += ["", f"Majority-class baseline (always the most frequent label): {shown}."]

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .errors import ConfigError
+from .errors import ConfigError, TunesmithError
+from .files import read_regular_text
+
+MAX_CONFIG_BYTES = 1 << 20  # a run.yaml is a page of settings; anything larger is not one
 
 
 class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class LoraSettings(Settings):
@@ -247,6 +251,12 @@ class RunConfig(Settings):
     tune: TuneSettings = Field(default_factory=TuneSettings)
 
     @model_validator(mode="after")
+    def _name_stays_inside_output_dir(self) -> RunConfig:
+        if self.name in (".", ".."):
+            raise ValueError(f"name {self.name!r} would put the run outside output_dir; choose a directory name")
+        return self
+
+    @model_validator(mode="after")
     def _save_every_defaults_to_eval_every(self) -> RunConfig:
         if self.train.save_every is None:
             self.train.save_every = self.train.eval_every
@@ -289,25 +299,50 @@ def names_a_setting(model: type[BaseModel], key: str) -> bool:
     return leaf in model.model_fields and leaf != "tune"
 
 
-def load_config(path: Path | str, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
-    """Read run.yaml, apply `section.key=value` overrides, validate, and resolve data paths."""
-    path = Path(path)
+class NoAliasLoader(yaml.SafeLoader):
+    """YAML without anchors and aliases: a few hundred bytes of nested aliases expand to billions of nodes (the
+    'billion laughs'), and no setting needs them."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed here", mark)
+        return super().compose_node(parent, index)
+
+
+def parse_yaml(text: str, source: Path | str):
+    """YAML text -> Python values, aliases refused; a syntax error names source:line."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read: {err.strerror}") from None
-    try:
-        raw = yaml.safe_load(text) or {}
+        return yaml.load(text, Loader=NoAliasLoader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        where = f"{source}:{mark.line + 1}" if mark else str(source)
         raise ConfigError(f"{where}: not valid YAML: {getattr(err, 'problem', err)}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to be a config") from None
+
+
+def read_yaml_file(path: Path) -> tuple[str, Any]:
+    try:
+        text = read_regular_text(path, MAX_CONFIG_BYTES)
+    except TunesmithError as err:
+        raise ConfigError(str(err)) from None
+    return text, parse_yaml(text, path)
+
+
+def load_config(path: Path | str, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Read run.yaml, apply `section.key=value` overrides, validate. Data paths in the file are relative to the
+    file; data paths given as overrides are relative to the current directory (where they were typed)."""
+    path = Path(path)
+    text, raw = read_yaml_file(path)
+    raw = raw or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}:1: the file must be a mapping of settings")
+    resolve_data_paths(raw, path.parent)
     for item in overrides:
         apply_override(raw, item)
-    config = validate_config(raw, source=path, text=text)
-    return resolve_paths(config, path.parent)
+    resolve_data_paths(raw, Path.cwd())
+    return validate_config(raw, source=path, text=text)
 
 
 def validate_config(raw: dict[str, Any], source: Path | str = "<config>", text: str = "") -> RunConfig:
@@ -333,17 +368,22 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"override {item!r}: {part} is not a section")
-    node[leaf] = yaml.safe_load(value)
+    node[leaf] = parse_yaml(value, f"--set {key.strip()}")
 
 
-def resolve_paths(config: RunConfig, root: Path) -> RunConfig:
-    """Data paths in run.yaml are relative to the file; the output dir stays relative to the cwd."""
-    data = config.data
-    for name in ("train", "eval", "test"):
-        value = getattr(data, name)
-        if value is not None and not value.is_absolute():
-            setattr(data, name, (root / value).resolve() if (root / value).exists() else value)
-    return config
+DATA_PATHS = ("train", "eval", "test")
+
+
+def resolve_data_paths(raw: dict[str, Any], root: Path) -> None:
+    """Make the relative data paths of a raw config absolute against `root` (the output dir stays relative to
+    the cwd). Never a fallback to another directory: a missing file is reported under the path that was meant."""
+    data = raw.get("data")
+    if not isinstance(data, dict):
+        return
+    for name in DATA_PATHS:
+        value = data.get(name)
+        if isinstance(value, str | Path) and str(value) and not Path(value).is_absolute():
+            data[name] = str((root / value).resolve())
 
 
 def yaml_line(text: str, loc: tuple[Any, ...]) -> int | None:
@@ -361,3 +401,19 @@ def yaml_line(text: str, loc: tuple[Any, ...]) -> int | None:
             break
         line, node = match[0].start_mark.line + 1, match[1]
     return line
+
+
+URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/:@\s]*:)(?P<secret>[^/@\s]+)(?P<tail>@)")
+
+
+def redact_secrets(text: str) -> str:
+    """`scheme://user:password@host` -> `scheme://user:***@host`, wherever it appears."""
+    return URL_PASSWORD.sub(r"\g<head>***\g<tail>", text)
+
+
+def config_yaml(config: RunConfig) -> str:
+    """The config as the run directory keeps it (run.yaml): every setting, defaults filled in, passwords in URLs
+    (tune.storage) redacted."""
+    import json
+
+    return redact_secrets(yaml.safe_dump(json.loads(config.model_dump_json()), sort_keys=False))

@@ -8,14 +8,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .base import load_base
+from .base.precision import run_dtype
 from .config import RunConfig, load_config
 from .data.formats import read_examples
 from .errors import ConfigError
-from .evaluate.events import Phase, Progress
 from .evaluate.task import TaskEvaluation, evaluate_examples
+from .events import Phase, Progress
 from .files import atomic_write_text
+from .finetune import train
+from .layout import DEMO_RESULTS
 from .runs import load_tuned
-from .training.loop import TrainResult, base_dtype, train
+from .training.result import TrainResult
 
 EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "examples" / "ner_finance.yaml"
 
@@ -40,7 +43,7 @@ def run_demo(config: RunConfig, on_event: Callable[[object], None] | None = None
     if config.data.test is None:
         raise ConfigError("the demo needs data.test: held-out examples for the before/after table")
     test = read_examples(config.data.test, config.data.format)[: config.eval.limit]
-    dtype = base_dtype(config)
+    dtype = run_dtype(config)
 
     emit(Phase(f"loading base {config.base}"))
     base = load_base(
@@ -55,7 +58,7 @@ def run_demo(config: RunConfig, on_event: Callable[[object], None] | None = None
     emit(Phase("tuned model answers held-out examples", len(test)))
     tuned = load_tuned(result.run_dir, merge=True, dtype=dtype)
     after = evaluate(tuned.model, tuned.tokenizer, test, config, emit)
-    write_results(result.run_dir / "demo_results.json", before, after, test)
+    write_results(result.run_dir / DEMO_RESULTS, before, after, test)
     return DemoResult(before, after, result, config, test)
 
 

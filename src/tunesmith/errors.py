@@ -38,6 +38,23 @@ class DataProblem:
         return f"DataProblem({str(self)!r})"
 
 
+class UnreadableInput(TunesmithError):
+    """An input that is not a regular file, is too large, or cannot be read; the message names the file."""
+
+
+class RefusedOverwrite(TunesmithError):
+    """An output path holds something tunesmith did not write there: it is left alone."""
+
+
+class CorruptArtefact(TunesmithError):
+    """A file tunesmith wrote (adapter/, model/, a checkpoint) no longer matches its MANIFEST or holds non-finite
+    weights: it is refused before anything is loaded from it."""
+
+
+class Terminated(BaseException):
+    """SIGTERM outside the training loop: unwinds like Ctrl-C (temporary files are removed), exit 143."""
+
+
 class ModelLoadError(TunesmithError):
     """A base model could not be found or loaded."""
 

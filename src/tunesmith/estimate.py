@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from .base import load_base, load_tokenizer
+from .base.precision import choose_precision
 from .config import LoraSettings, TrainSettings
 from .data.encode import IGNORE, EncodedExample, encode_example
 from .data.formats import Example
@@ -25,9 +26,9 @@ from .strategies.head import untied_lm_head
 from .strategies.lora import add_adapters, lora_config
 from .strategies.plan import freeze
 from .training.batching import collate
-from .training.loop import choose_precision
 from .training.loss import SupervisedNLL, supervised_nll
 from .training.memory import MemoryPlan, plan_memory, remedy
+from .training.step import apply_update, new_optimizer
 
 
 @dataclass
@@ -139,7 +140,8 @@ def step_memory(model, probe: dict, precision: str, longest: int, batch_size: in
 
 def seconds_per_step(model, batch: dict, precision: str, device: str, timed_steps: int) -> float:
     model.train()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = new_optimizer(trainable, lr=1e-6)
     autocast = torch.autocast(device, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
     times = []
     for _ in range(1 + timed_steps):  # the first step pays for allocation and kernel selection
@@ -147,8 +149,7 @@ def seconds_per_step(model, batch: dict, precision: str, device: str, timed_step
         with autocast:  # around the bare loss function: SupervisedNLL's own precision handling differs across versions
             loss = supervised_nll(model, batch)[0]
         loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        apply_update(optimizer, trainable, None, loss.item())
         if device == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - started)

@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import rich.progress
 from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
-    Progress,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
 
-from .training.loop import EvalDone, StepDone, TrainResult, TrainStart
+from .events import (
+    EvalDone,
+    Event,
+    FeaturesProgress,
+    Phase,
+    Progress,
+    Resumed,
+    StepDone,
+    StrategyStarted,
+    TrainStart,
+)
 from .training.memory import MemoryPlan
+from .training.result import TrainResult
 
 console = Console(stderr=True)
 out = Console()
@@ -24,7 +37,7 @@ class EventRenderer:
     """Turns stage events into progress bars and log lines. One instance per command."""
 
     def __init__(self) -> None:
-        self.progress = Progress(
+        self.progress = rich.progress.Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
@@ -43,9 +56,21 @@ class EventRenderer:
     def __exit__(self, *exc) -> None:
         self.progress.stop()
 
-    def __call__(self, event) -> None:
-        name = type(event).__name__
-        handler = getattr(self, f"on_{name}", None)
+    def handlers(self) -> dict[type, Callable]:
+        """What each event type shows: dispatched by type, so a renamed event cannot silently go unshown."""
+        return {
+            Phase: self.on_phase,
+            Progress: self.on_progress,
+            TrainStart: self.on_train_start,
+            StrategyStarted: self.on_strategy_started,
+            Resumed: self.on_resumed,
+            FeaturesProgress: self.on_features_progress,
+            StepDone: self.on_step_done,
+            EvalDone: self.on_eval_done,
+        }
+
+    def __call__(self, event: Event) -> None:
+        handler = self.handlers().get(type(event))
         if handler:
             handler(event)
 
@@ -54,14 +79,14 @@ class EventRenderer:
             self.progress.remove_task(self.task)
         self.task = self.progress.add_task(description, total=total or None, info="")
 
-    def on_Phase(self, event) -> None:
+    def on_phase(self, event: Phase) -> None:
         console.print(f"[cyan]»[/] {event.name}")
         self.new_task(event.name.split(" answers")[0], event.total or None) if event.total else None
 
-    def on_Progress(self, event) -> None:
+    def on_progress(self, event: Progress) -> None:
         self.progress.advance(self.task, event.advance)
 
-    def on_TrainStart(self, event: TrainStart) -> None:
+    def on_train_start(self, event: TrainStart) -> None:
         self.unit = event.unit
         for line in event.plan_summary.splitlines():
             console.print(f"  {line}", highlight=False)
@@ -82,6 +107,8 @@ class EventRenderer:
             )
         if event.memory:
             console.print(memory_line(event.memory), highlight=False)
+        for warning in event.data_warnings:
+            console.print(f"  [yellow]data: {warning}[/]", highlight=False)
         if event.truncated:
             console.print(f"  [yellow]{event.truncated} examples truncated to max_length[/]")
         if event.dropped:
@@ -93,27 +120,27 @@ class EventRenderer:
                 console.print(f"    {problem}", highlight=False)
         self.new_task("training", event.total_steps)
 
-    def on_StrategyStarted(self, event) -> None:
+    def on_strategy_started(self, event: StrategyStarted) -> None:
         console.print(f"[cyan]»[/] strategy {event.index + 1}/{event.total}: [bold]{event.strategy}[/]")
 
-    def on_Resumed(self, event) -> None:
+    def on_resumed(self, event: Resumed) -> None:
         for problem in event.skipped:
             console.print(f"  [yellow]skipped checkpoint: {problem}[/]")
         if event.step:
             console.print(f"  resuming after step {event.step} from {event.checkpoint}")
             self.progress.update(self.task, completed=event.step)
 
-    def on_FeaturesProgress(self, event) -> None:
+    def on_features_progress(self, event: FeaturesProgress) -> None:
         if self.task is None or self.progress.tasks[-1].description != "features (once)":
             self.new_task("features (once)", event.total)
         self.progress.advance(self.task, event.advance)
 
-    def on_StepDone(self, event: StepDone) -> None:
+    def on_step_done(self, event: StepDone) -> None:
         speed = f"{event.tokens_per_s:,.0f} tok/s" if self.unit == "token" else f"{event.examples_per_s:,.1f} ex/s"
         info = f"loss {event.loss:.4f}  lr {event.lr:.2e}  {speed}"
         self.progress.update(self.task, completed=event.step, info=info)
 
-    def on_EvalDone(self, event: EvalDone) -> None:
+    def on_eval_done(self, event: EvalDone) -> None:
         mark = " [green](best)[/]" if event.is_best else ""
         metric = f", {event.select_by} {event.metric:.1%}" if event.metric is not None else ""
         self.progress.console.print(f"  step {event.step}: eval loss {event.eval_loss:.4f}{metric}{mark}")
@@ -158,18 +185,17 @@ def comparison_table(title: str, rows: dict[str, dict[str, float]], n: int) -> T
 
 def strategy_table(comparison) -> Table:
     """compare's result in the terminal: the same cells as compare.md."""
-    from .compare import comparison_markdown
+    from .compare import comparison_cells
 
-    lines = [line for line in comparison_markdown(comparison).splitlines() if line.startswith("|")]
-    header, rows = lines[0], lines[2:]
+    header, rows = comparison_cells(comparison)
     caption = f"{comparison.task} on {comparison.eval_examples} eval examples; {comparison.step_budget}"
     if comparison.baseline:
         caption += "; majority-class " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in comparison.baseline.items())
     table = Table(title=f"{comparison.name}: strategies compared", caption=caption, caption_justify="left")
-    for name in header.strip("|").split("|"):
-        table.add_column(name.strip(), justify="left" if name.strip() == "strategy" else "right")
-    for row in rows:
-        table.add_row(*(cell.strip() for cell in row.strip("|").split("|")))
+    for name in header:
+        table.add_column(name, justify="left" if name == "strategy" else "right")
+    for cells in rows:
+        table.add_row(*cells)
     return table
 
 

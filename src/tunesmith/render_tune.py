@@ -3,43 +3,56 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 
 from rich.markup import escape
 from rich.table import Table
 
+from .events import LrRangeStart, LrStep, SearchStart, TrainStart, TrialDone, TrialStart, Waiting
 from .render import EventRenderer, console, out
 
 
 class TuneRenderer(EventRenderer):
     """Progress of `tune lr` and `tune search`: one bar per trial, a line when a trial ends."""
 
-    def on_LrRangeStart(self, event) -> None:
+    def handlers(self) -> dict[type, Callable]:
+        return super().handlers() | {
+            LrRangeStart: self.on_lr_range_start,
+            LrStep: self.on_lr_step,
+            SearchStart: self.on_search_start,
+            TrialStart: self.on_trial_start,
+            TrainStart: self.on_train_start,
+            TrialDone: self.on_trial_done,
+            Waiting: self.on_waiting,
+        }
+
+    def on_lr_range_start(self, event: LrRangeStart) -> None:
         span = f"{event.steps} steps from {event.min_lr:g} to {event.max_lr:g}"
         console.print(f"[cyan]»[/] learning-rate range test: {span}")
         self.new_task("range test", event.steps)
 
-    def on_LrStep(self, event) -> None:
+    def on_lr_step(self, event: LrStep) -> None:
         info = f"lr {event.lr:.2e}  loss {event.loss:.4f}  smoothed {event.smoothed:.4f}"
         self.progress.update(self.task, completed=event.step, info=info)
 
-    def on_SearchStart(self, event) -> None:
+    def on_search_start(self, event: SearchStart) -> None:
         console.print(f"[cyan]»[/] study {event.study!r} in {event.storage}")
         console.print(f"  searching {', '.join(event.searched)}; {event.finished} of {event.wanted} trials done before")
         if event.baseline_skipped:
             console.print(f"  [yellow]the file's own settings are not a trial: {event.baseline_skipped}[/]")
 
-    def on_TrialStart(self, event) -> None:
+    def on_trial_start(self, event: TrialStart) -> None:
         retry = f" (retry of trial {event.retry_of})" if event.retry_of is not None else ""
         console.print(f"[bold]trial {event.number}[/]{retry}: {format_params(event.params)}", highlight=False)
         self.trial = event.number
 
-    def on_TrainStart(self, event) -> None:
+    def on_train_start(self, event: TrainStart) -> None:
         if getattr(self, "trial", None) is None:
-            return super().on_TrainStart(event)
+            return super().on_train_start(event)
         self.new_task(f"trial {self.trial}", event.total_steps)
 
-    def on_TrialDone(self, event) -> None:
+    def on_trial_done(self, event: TrialDone) -> None:
         row = event.row
         value = f": {metric_label(event.metric)} {row.value:.4f}" if row.value is not None else ""
         note = f" ({row.note})" if row.note else ""
@@ -52,7 +65,7 @@ class TuneRenderer(EventRenderer):
             self.task = None
         console.print(f"  trial {row.number} {row.state.lower()}{value}{escape(note)}{seconds}{best}", highlight=False)
 
-    def on_Waiting(self, event) -> None:
+    def on_waiting(self, event: Waiting) -> None:
         console.print(f"  waiting for {event.running} trial(s) running elsewhere (or left by a killed worker)")
 
 

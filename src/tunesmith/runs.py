@@ -1,34 +1,26 @@
-"""A run directory: what a finished run left behind, and how to load its tuned model back."""
+"""A finished run read back: its config, and its tuned model loaded from the exported artefact.
+
+File names and the small readers are the run-directory contract's (layout.py); this module adds what needs a
+model library: the config validated, and the base with the adapter applied (or the whole exported model).
+"""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import yaml
 from peft import PeftModel
+from safetensors import safe_open
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from .base import load_base
-from .config import RunConfig, validate_config
-from .errors import ConfigError
+from .base.load import classifier_kwargs
+from .config import RunConfig, read_yaml_file, validate_config
+from .errors import ConfigError, CorruptArtefact
+from .files import verify_directory
+from .layout import ADAPTER, ADAPTER_CONFIG, HF_CONFIG, MODEL, RUN_CONFIG, read_labels
 from .strategies.lora import without_peft_deprecation_warning
-
-PROMPTING = "prompting.json"
-LABELS = "labels.json"  # classify runs: class id -> label, in order
-
-
-def common_system_message(examples) -> str | None:
-    """The system message every training example starts with, if they all share one."""
-    systems = {e.messages[0].content if e.messages[0].role == "system" else None for e in examples}
-    return systems.pop() if len(systems) == 1 else None
-
-
-def read_default_system(run_dir: Path) -> str | None:
-    path = Path(run_dir) / PROMPTING
-    return json.loads(path.read_text(encoding="utf-8")).get("system") if path.is_file() else None
 
 
 @dataclass
@@ -39,43 +31,50 @@ class TunedModel:
 
 
 def read_run_config(run_dir: Path) -> RunConfig:
-    path = Path(run_dir) / "run.yaml"
+    path = Path(run_dir) / RUN_CONFIG
     if not path.is_file():
-        raise ConfigError(f"{run_dir}: not a run directory (no run.yaml)")
-    return validate_config(yaml.safe_load(path.read_text(encoding="utf-8")), source=path)
+        raise ConfigError(f"{run_dir}: not a run directory (no {RUN_CONFIG})")
+    text, raw = read_yaml_file(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}:1: the file must be a mapping of settings")
+    return validate_config(raw, source=path, text=text)
 
 
-def read_labels(run_dir: Path) -> list[str] | None:
-    path = Path(run_dir) / LABELS
-    return json.loads(path.read_text(encoding="utf-8"))["labels"] if path.is_file() else None
+def verify_artefact(directory: Path) -> None:
+    """Every file as its MANIFEST lists it, and every weight finite: else a one-line error naming the file."""
+    problem = verify_directory(directory)
+    if problem:
+        raise CorruptArtefact(f"{problem}; the exported artefact is damaged: export it again (re-run or resume)")
+    for path in sorted(directory.glob("*.safetensors")):
+        with safe_open(path, framework="pt") as handle:
+            for name in handle.keys():
+                if not torch.isfinite(handle.get_tensor(name)).all():
+                    raise CorruptArtefact(f"{path}: {name}: holds non-finite weights (NaN or inf)")
 
 
-def read_train_summary(run_dir: Path) -> dict:
-    """train_summary.json of a finished run ({} before the run has finished)."""
-    path = Path(run_dir) / "train_summary.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-
-
-def classifier_kwargs(labels: list[str]) -> dict:
-    return {
-        "num_labels": len(labels),
-        "id2label": dict(enumerate(labels)),
-        "label2id": {name: i for i, name in enumerate(labels)},
-    }
+def exported_artefact(run_dir: Path) -> Path:
+    """model/ (full, head) or adapter/ (lora), verified."""
+    for directory, marker in ((run_dir / MODEL, HF_CONFIG), (run_dir / ADAPTER, ADAPTER_CONFIG)):
+        if directory.is_dir():
+            verify_artefact(directory)
+            if not (directory / marker).is_file():
+                raise CorruptArtefact(f"{directory}: no {marker}: not an exported artefact")
+            return directory
+    raise ConfigError(f"{run_dir}: the run has no exported model or adapter yet (did it finish?)")
 
 
 def load_tuned(run_dir: Path | str, merge: bool = False, dtype: torch.dtype = torch.float32) -> TunedModel:
-    """The run's exported model: model/ (full, head) as it is, or the base with adapter/ applied (lora)."""
+    """The run's exported model: model/ (full, head) as it is, or the base with adapter/ applied (lora); the
+    artefact is verified against its MANIFEST before anything is read from it."""
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
     classify = config.task == "classify"
     model_class = AutoModelForSequenceClassification if classify else AutoModelForCausalLM
-    model_dir, adapter = run_dir / "model", run_dir / "adapter"
-    if (model_dir / "config.json").is_file():
-        model = model_class.from_pretrained(model_dir, dtype=dtype, use_safetensors=True).eval()
-        return TunedModel(model, AutoTokenizer.from_pretrained(model_dir), config)
-    if not (adapter / "adapter_config.json").is_file():
-        raise ConfigError(f"{run_dir}: the run has no exported model or adapter yet (did it finish?)")
+    artefact = exported_artefact(run_dir)
+    if artefact.name == MODEL:
+        model = model_class.from_pretrained(artefact, dtype=dtype, use_safetensors=True).eval()
+        return TunedModel(model, AutoTokenizer.from_pretrained(artefact), config)
+    adapter = artefact
     base = load_base(
         config.base,
         allow_pickle=config.allow_pickle,

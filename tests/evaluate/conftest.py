@@ -10,7 +10,7 @@ from tests.conftest import SENTIMENT_ROWS, chat, write_jsonl, write_sentiment_cs
 
 from tunesmith.config import validate_config
 from tunesmith.evaluate.run import EvalOptions, evaluate_run
-from tunesmith.training.loop import train
+from tunesmith.finetune import train
 
 SYSTEM = "Extract the entities as a JSON list of names."
 

@@ -9,8 +9,8 @@ from tests.evaluate.conftest import classify_config, write_channel_csv
 
 from tunesmith.errors import ConfigError
 from tunesmith.evaluate.run import EvalOptions, evaluate_run
+from tunesmith.finetune import train
 from tunesmith.runs import read_run_config
-from tunesmith.training.loop import train
 
 LABELS = ["negative", "neutral", "positive"]
 TEST_ROWS = SENTIMENT_ROWS + SENTIMENT_ROWS[:2]  # 5 positive, 3 neutral, 4 negative

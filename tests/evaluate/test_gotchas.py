@@ -174,7 +174,7 @@ def test_a_really_overfit_run_gets_the_overfitting_fail(tmp_path, tiny_model_dir
     """Tiny data, many epochs, a high learning rate: the tiny model memorises 6 arbitrary answers, so the
     held-out loss turns up while the training loss keeps falling."""
     from tunesmith.config import validate_config
-    from tunesmith.training.loop import train
+    from tunesmith.finetune import train
 
     def arbitrary(n, offset):
         codes = [f"The code is {(i * 7919) % 9973} {(i * 104729) % 997}." for i in range(offset, offset + n)]

@@ -1,7 +1,8 @@
 import pytest
 
 from tunesmith.evaluate.generate import Generation
-from tunesmith.evaluate.metrics import exact_match, find_json, rouge_l, score_generations, token_f1
+from tunesmith.evaluate.metrics import exact_match, find_json, rouge_l, token_f1
+from tunesmith.evaluate.scorer import score_generations
 
 REF = '[{"name": "Bank", "type": "ORGANIZATION"}, {"name": "Ann", "type": "PERSON"}]'
 

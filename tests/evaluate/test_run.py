@@ -99,7 +99,7 @@ def test_a_full_fine_tune_is_compared_with_its_base_loaded_beside_it(tmp_path, t
     import yaml
 
     from tunesmith.config import validate_config
-    from tunesmith.training.loop import train
+    from tunesmith.finetune import train
 
     raw = yaml.safe_load((tiny_run / "run.yaml").read_text())
     raw |= {"name": "tiny-full", "strategy": "full", "output_dir": str(tmp_path)}

@@ -12,8 +12,9 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 from tunesmith.base import load_base
 from tunesmith.config import LoraSettings, validate_config
 from tunesmith.errors import ConfigError
+from tunesmith.finetune import train
 from tunesmith.strategies.lora import add_adapters, lora_config, without_peft_deprecation_warning
-from tunesmith.training.loop import load_run_base, train
+from tunesmith.training.setup import load_run_base
 
 
 def sft_config(tmp_path, model_dir, strategy, **extra):

@@ -8,10 +8,10 @@ from tests.training.test_loop import gradients_for, tiny_config
 
 from tunesmith.base import load_base
 from tunesmith.errors import ConfigError
+from tunesmith.events import TrainStart
 from tunesmith.strategies import prepare_lora
 from tunesmith.training import compiled
 from tunesmith.training.compiled import compile_repeated_blocks
-from tunesmith.training.loop import TrainStart
 
 
 def test_compile_targets_each_decoder_block_in_place_and_keeps_parameter_names(tmp_path, tiny_model_dir):

@@ -18,12 +18,14 @@ from tunesmith.data.encode import EncodedExample
 from tunesmith.data.splits import load_training_data
 from tunesmith.errors import ConfigError
 from tunesmith.files import verify_directory
+from tunesmith.finetune import train
 from tunesmith.strategies import prepare_lora
 from tunesmith.training import loop
 from tunesmith.training.batching import collate, split_by_tokens
 from tunesmith.training.compiled import compile_repeated_blocks
-from tunesmith.training.loop import accumulate_gradients, enable_gradient_checkpointing, train
 from tunesmith.training.loss import SupervisedNLL
+from tunesmith.training.setup import enable_gradient_checkpointing
+from tunesmith.training.step import accumulate_gradients
 
 
 def tiny_config(tmp_path, model_dir, **train):
@@ -218,14 +220,14 @@ def test_invalid_records_stop_the_run_or_are_dropped_and_listed(tmp_path, tiny_m
 
 
 def test_bf16_asked_for_on_a_cpu_without_bf16_instructions_is_warned_about(monkeypatch):
-    from tunesmith.training import loop
+    from tunesmith.base import precision
 
-    monkeypatch.setattr(loop.torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(loop, "cpu_has_fast_bf16", lambda: False)
-    assert "emulated in software" in loop.slow_precision_warning("bf16")
-    assert loop.slow_precision_warning("fp32") is None
-    monkeypatch.setattr(loop, "cpu_has_fast_bf16", lambda: True)
-    assert loop.slow_precision_warning("bf16") is None
+    monkeypatch.setattr(precision.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: False)
+    assert "emulated in software" in precision.slow_precision_warning("bf16")
+    assert precision.slow_precision_warning("fp32") is None
+    monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: True)
+    assert precision.slow_precision_warning("bf16") is None
 
 
 def test_a_classifier_can_export_the_checkpoint_with_the_best_accuracy_not_the_lowest_loss(
@@ -235,15 +237,14 @@ def test_a_classifier_can_export_the_checkpoint_with_the_best_accuracy_not_the_l
 
     scripted = iter([0.50, 0.90, 0.60])  # accuracy at the evaluations of steps 2, 4, 6; then the final scoring
 
-    def scripted_scores(*args, **kwargs):
+    def scripted_scores(predicted, gold, labels):  # injected as evaluation's metric would be
         return {"accuracy": next(scripted, 0.0), "macro_f1": 0.0}
 
-    monkeypatch.setattr(loop, "classify_eval", scripted_scores)
     train_settings = {"max_steps": 6, "eval_every": 2, "learning_rate": 1e-2, "warmup_steps": 0, "precision": "fp32"}
     config = classify_config(
         tmp_path, tiny_bert_dir, "head", train=train_settings | {"batch_size": 4, "select_by": "accuracy"}
     )
-    result = train(config)
+    result = loop.train(config, class_scores=scripted_scores)
     evals = [json.loads(x) for x in (config.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [(r["step"], r["accuracy"]) for r in evals if r["type"] == "eval"] == [(2, 0.5), (4, 0.9), (6, 0.6)]
     assert result.best_step == 4 and result.selected_by == "accuracy"

@@ -10,11 +10,11 @@ from tests.training.test_loop import tiny_config
 
 from tunesmith.base import load_base
 from tunesmith.data.splits import load_training_data
+from tunesmith.finetune import train
 from tunesmith.render import memory_line
 from tunesmith.strategies import prepare_lora
 from tunesmith.training import loop, memory
 from tunesmith.training.batching import collate
-from tunesmith.training.loop import train
 from tunesmith.training.loss import SupervisedNLL
 from tunesmith.training.memory import MemoryPlan, cgroup_room_bytes, largest_forward_tokens, plan_memory, saved_bytes
 
@@ -134,7 +134,7 @@ def test_a_run_short_of_memory_trains_with_checkpointing_and_says_so(tmp_path, t
     monkeypatch.setattr(memory, "available_memory_bytes", lambda device: 2**20)
     seen = []
     monkeypatch.setattr(
-        "tunesmith.training.loop.enable_gradient_checkpointing", lambda model: seen.append(type(model).__name__)
+        "tunesmith.training.setup.enable_gradient_checkpointing", lambda model: seen.append(type(model).__name__)
     )
     events = []
     config = tiny_config(tmp_path, tiny_model_dir, max_steps=2, eval_every=2)
@@ -175,7 +175,7 @@ def test_a_container_limit_caps_the_free_memory(tmp_path, files, expected):
 
 def test_a_model_without_checkpointing_runs_without_it_when_auto_would_want_it(tmp_path, tiny_model_dir, monkeypatch):
     monkeypatch.setattr(memory, "available_memory_bytes", lambda device: 2**20)
-    monkeypatch.setattr("tunesmith.training.loop.supports_checkpointing", lambda model: False)
+    monkeypatch.setattr("tunesmith.training.setup.supports_checkpointing", lambda model: False)
     events = []
     train(tiny_config(tmp_path, tiny_model_dir, max_steps=1, eval_every=1), on_event=events.append)
     start = next(e for e in events if type(e).__name__ == "TrainStart")

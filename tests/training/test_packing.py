@@ -12,10 +12,11 @@ from tests.training.test_resume import Crash, assert_identical, crash_at, final_
 from tunesmith.config import load_config, validate_config
 from tunesmith.data.encode import IGNORE, EncodedExample, encode_example
 from tunesmith.data.formats import Example, Message
+from tunesmith.finetune import train
 from tunesmith.strategies import prepare_lora
 from tunesmith.training.batching import balanced_rows, collate, pack
-from tunesmith.training.loop import accumulate_gradients, evaluate_loss, train
 from tunesmith.training.loss import SupervisedNLL, supervised_nll
+from tunesmith.training.step import accumulate_gradients, evaluate_loss
 from tunesmith.training.workload import token_collate
 
 

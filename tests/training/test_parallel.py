@@ -19,7 +19,7 @@ from tests.conftest import VARIED_CHATS, write_jsonl
 
 from tunesmith.config import load_config
 from tunesmith.errors import ConfigError
-from tunesmith.training.loop import train
+from tunesmith.finetune import train
 from tunesmith.training.parallel import SHARDED, refuse_sharded
 from tunesmith.training.state import WEIGHTS
 

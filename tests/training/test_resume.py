@@ -14,10 +14,10 @@ from tests.conftest import VARIED_CHATS, write_jsonl
 
 from tunesmith.config import load_config
 from tunesmith.errors import ConfigError
+from tunesmith.finetune import train
 from tunesmith.training import loop
 from tunesmith.training.checkpoint import find_resumable
 from tunesmith.training.guards import TrainingDiverged
-from tunesmith.training.loop import train
 from tunesmith.training.resume import same_training
 from tunesmith.training.state import WEIGHTS
 

@@ -8,7 +8,8 @@ import pytest
 from tests.conftest import VARIED_CHATS, write_jsonl
 
 from tunesmith.config import validate_config
-from tunesmith.tune.lr_range import LrCurve, LrStep, Smoother, analyse, exploded, exponential_lr, tune_lr
+from tunesmith.events import LrStep
+from tunesmith.tune.lr_range import LrCurve, Smoother, analyse, exploded, exponential_lr, tune_lr
 
 
 def test_schedule_runs_from_min_to_max_evenly_in_log():

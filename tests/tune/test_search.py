@@ -15,7 +15,8 @@ from tests.conftest import VARIED_CHATS, write_jsonl
 
 from tunesmith.config import load_config
 from tunesmith.errors import ConfigError
-from tunesmith.training.loop import EvalDone, StepDone, TrainStart, train
+from tunesmith.events import EvalDone, StepDone, TrainStart
+from tunesmith.finetune import train
 from tunesmith.tune.search import BudgetSpent, TrialObjective, tune_search
 from tunesmith.tune.study import is_surplus, open_study, storage_url
 

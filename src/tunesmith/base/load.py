@@ -23,6 +23,7 @@ from safetensors.torch import save_file
 from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from ..errors import ModelLoadError, UnsafeFileError
+from ..layout import HF_CONFIG
 from .catalog import BUILTINS
 from .gguf_check import check_gguf
 
@@ -147,7 +148,7 @@ def hub_reachable(where: str) -> bool:
 def in_hub_cache(repo_id: str) -> bool:
     from huggingface_hub import try_to_load_from_cache
 
-    return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    return isinstance(try_to_load_from_cache(repo_id, HF_CONFIG), str)
 
 
 def check_weights_are_safe(directory: Path, allow_pickle: bool) -> None:
@@ -169,7 +170,7 @@ def dequantised_cache(gguf: Path) -> Path:
     stat = gguf.stat()
     key = hashlib.sha256(f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
     target = cache_root() / "gguf" / f"{gguf.stem}-{key}"
-    if (target / "config.json").exists():
+    if (target / HF_CONFIG).exists():
         return target
     check_gguf(gguf)
     log.info("dequantising %s once (cached in %s)", gguf.name, target)
@@ -216,3 +217,18 @@ def load_error(spec: str, err: Exception) -> ModelLoadError:
             "or a .gguf file as base instead"
         )
     return ModelLoadError(f"cannot load '{spec}': {reason}")
+
+
+def classifier_kwargs(labels: list[str]) -> dict:
+    """from_pretrained arguments that give a sequence classifier a new head for these labels, in id order."""
+    return {
+        "num_labels": len(labels),
+        "id2label": dict(enumerate(labels)),
+        "label2id": {name: i for i, name in enumerate(labels)},
+    }
+
+
+def set_classifier_pad_token(model, pad_id: int | None) -> None:
+    """Decoder classifiers pool the last non-pad token, so the model must know the pad id the batches use."""
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = pad_id

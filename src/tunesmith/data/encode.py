@@ -48,9 +48,18 @@ class EncodedDataset:
         return sum(e.supervised_tokens for e in self.examples)
 
 
+class TemplateRefused(ValueError):
+    """The chat template raised for this conversation (e.g. a second system message it does not allow)."""
+
+
 def render_ids(tokenizer, messages: Sequence[dict], add_generation_prompt: bool) -> list[int]:
     """Token ids of a conversation rendered by the tokenizer's chat template, with exactly one BOS."""
-    text = tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=add_generation_prompt)
+    try:
+        text = tokenizer.apply_chat_template(
+            list(messages), tokenize=False, add_generation_prompt=add_generation_prompt
+        )
+    except Exception as err:  # jinja's TemplateError, or the template's own raise_exception("...")
+        raise TemplateRefused(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     return with_one_bos(tokenizer, ids)
 
@@ -74,6 +83,16 @@ def encode_prompt(tokenizer, messages: Sequence[dict]) -> list[int]:
 
 
 def encode_example(tokenizer, example: Example, max_length: int) -> EncodedExample:
+    try:
+        return encode_turns(tokenizer, example, max_length)
+    except TemplateRefused as refused:
+        file, _, line = example.source.rpartition(":")
+        message = f"the base's chat template cannot render this conversation: {refused}"
+        where = (file, int(line)) if line.isdigit() else (example.source, 0)
+        raise DataError([DataProblem(*where, "messages", message)]) from None
+
+
+def encode_turns(tokenizer, example: Example, max_length: int) -> EncodedExample:
     messages = example.as_dicts()
     ids = render_ids(tokenizer, messages, add_generation_prompt=False)
     labels = [IGNORE] * len(ids)

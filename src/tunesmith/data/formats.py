@@ -8,15 +8,14 @@ validated before any training; all problems come back together as `file:line: fi
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import DataError, DataProblem
+from .readers import read_rows
 
 ROLES = ("system", "user", "assistant")
-MAX_LINE_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -43,22 +42,22 @@ class Invalid(Exception):
 
 
 def read_examples(path: Path | str, format: str = "auto", dropped: list[DataProblem] | None = None) -> list[Example]:
-    """Every record of a JSONL file as an Example; raises DataError listing every invalid record.
+    """Every chat record of a data file (JSONL, JSON array, CSV, Parquet: the files `data check` reads) as an
+    Example; raises DataError listing every invalid record.
 
-    With a `dropped` list, invalid records are left out and their problems appended there instead."""
+    With a `dropped` list, invalid records are left out and their problems appended there instead; a file that
+    cannot be read at all is an error either way."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise DataError([DataProblem(str(path), 0, "", f"cannot read: {err.strerror}")]) from None
-    examples, problems = [], []
-    for number, line in enumerate(raw.split(b"\n"), start=1):
-        if not line.strip():
-            continue
+    read = read_rows(path)
+    if not read.rows and read.problems:
+        raise DataError(read.problems)
+    examples, problems = [], list(read.problems)
+    for row in read.rows:
         try:
-            examples.append(parse_line(line, format, f"{path.name}:{number}"))
+            examples.append(example_of(row.data, format, f"{row.file}:{row.line}"))
         except Invalid as bad:
-            problems.append(DataProblem(path.name, number, bad.field, bad.message))
+            problems.append(DataProblem(row.file, row.line, bad.field, bad.message))
+    problems.sort(key=lambda p: p.line)
     if problems and dropped is None:
         raise DataError(problems)
     if dropped is not None:
@@ -68,19 +67,7 @@ def read_examples(path: Path | str, format: str = "auto", dropped: list[DataProb
     return examples
 
 
-def parse_line(line: bytes, format: str, source: str) -> Example:
-    if len(line) > MAX_LINE_BYTES:
-        raise Invalid("", f"line is {len(line):,} bytes, over the {MAX_LINE_BYTES:,}-byte limit")
-    try:
-        text = line.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise Invalid("", f"invalid UTF-8 at byte column {err.start + 1}") from None
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise Invalid("", f"invalid JSON: {err.msg} (column {err.colno})") from None
-    if not isinstance(record, dict):
-        raise Invalid("", f"expected a JSON object, got {json_type(record)}")
+def example_of(record: dict[str, Any], format: str, source: str) -> Example:
     kind = detect_format(record) if format == "auto" else format
     messages = NORMALISERS[kind](record)
     check_conversation(messages)
@@ -171,11 +158,10 @@ def text_field(record: dict[str, Any], key: str, parent: str = "") -> str:
 
 
 def check_conversation(messages: list[Message]) -> None:
+    """What every chat record needs: an assistant turn to learn, last. System messages may come anywhere (the
+    OpenAI format allows it); whether the base's chat template can render them is checked when encoding."""
     if messages[-1].role != "assistant":
         raise Invalid(f"messages[{len(messages) - 1}].role", "the conversation must end with an assistant turn")
-    for i, message in enumerate(messages):
-        if message.role == "system" and i > 0:
-            raise Invalid(f"messages[{i}].role", "a system message may only come first")
 
 
 def json_type(value: Any) -> str:

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..errors import DataError, DataProblem
-from ..files import atomic_write_text, write_directory
+from ..errors import DataError, DataProblem, RefusedOverwrite
+from ..files import atomic_write_text, check_replaceable, write_directory
+from ..layout import DATA_REPORT_JSON, DATA_REPORT_MD, PREPARE_SUMMARY, PREPARE_WRITER
 from .audit import Audit, AuditSettings, audit_dataset
 from .pii import redact
 from .records import Record
@@ -43,6 +44,7 @@ def prepare_dataset(
     tokenizer=None,
 ) -> PrepareResult:
     settings = settings or PrepareSettings()
+    check_output_spares_inputs(Path(out_dir), [*train_paths, *eval_paths])
     audit = audit_dataset(train_paths, eval_paths, (), audit_settings, tokenizer)
     if audit.problems and not settings.drop_invalid:
         raise DataError(audit.problems)
@@ -59,12 +61,21 @@ def prepare_dataset(
         for name, split_rows in rows.items():
             text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in split_rows)
             (staging / f"{name}.jsonl").write_text(text, encoding="utf-8")
-        (staging / "data_report.json").write_text(report_json(audit.report), encoding="utf-8")
-        (staging / "data_report.md").write_text(report_markdown(audit.report), encoding="utf-8")
-        (staging / "prepare.json").write_text(json.dumps(asdict(result), indent=1), encoding="utf-8")
+        (staging / DATA_REPORT_JSON).write_text(report_json(audit.report), encoding="utf-8")
+        (staging / DATA_REPORT_MD).write_text(report_markdown(audit.report), encoding="utf-8")
+        (staging / PREPARE_SUMMARY).write_text(json.dumps(asdict(result), indent=1), encoding="utf-8")
 
-    write_directory(Path(out_dir), fill)
+    write_directory(Path(out_dir), fill, made_by=PREPARE_WRITER)
     return result
+
+
+def check_output_spares_inputs(out_dir: Path, inputs: Sequence[Path | str]) -> None:
+    """The output folder is replaced as a whole: refuse one that holds (or is) an input, before any work."""
+    check_replaceable(out_dir, PREPARE_WRITER)
+    out = out_dir.resolve()
+    for path in map(Path, inputs):
+        if out == path.resolve() or out in path.resolve().parents:
+            raise RefusedOverwrite(f"{out_dir}: holds the input {path}; --out must be a new folder")
 
 
 def clean(audit: Audit, settings: PrepareSettings) -> tuple[list[Record], list[Record], dict[str, int]]:

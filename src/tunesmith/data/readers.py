@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataProblem
+from ..errors import DataProblem, UnreadableInput
+from ..files import read_regular_bytes
 
 MAX_LINE_BYTES = 16 * 1024 * 1024
+MAX_FILE_BYTES = 4 * 1024**3  # read whole: a data file larger than this is better split or streamed
 SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
@@ -32,9 +34,9 @@ def read_rows(path: Path | str, max_line_bytes: int = MAX_LINE_BYTES) -> RowsRea
     path = Path(path)
     kind = SUFFIXES.get(path.suffix.lower(), "jsonl")
     try:
-        raw = path.read_bytes()
-    except OSError as err:
-        return RowsRead(problems=[DataProblem(str(path), 0, "", f"cannot read: {err.strerror}")])
+        raw = read_regular_bytes(path, MAX_FILE_BYTES)
+    except UnreadableInput as err:
+        return RowsRead(problems=[DataProblem(str(path), 0, "", str(err).removeprefix(f"{path}: "))])
     if kind == "parquet":
         return parquet_rows(raw, path.name)
     if kind == "jsonl":

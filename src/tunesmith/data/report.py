@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..files import atomic_write_text
+from ..layout import DATA_REPORT_JSON, DATA_REPORT_MD
 from .audit import DataReport
 from .dedup import Match
 
@@ -20,7 +21,7 @@ def report_json(report: DataReport) -> str:
 
 
 def write_report(report: DataReport, directory: Path) -> tuple[Path, Path]:
-    paths = directory / "data_report.json", directory / "data_report.md"
+    paths = directory / DATA_REPORT_JSON, directory / DATA_REPORT_MD
     atomic_write_text(paths[0], report_json(report))
     atomic_write_text(paths[1], report_markdown(report))
     return paths

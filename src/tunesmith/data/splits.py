@@ -12,6 +12,7 @@ from .encode import EncodedDataset, encode_dataset
 from .encode_text import ClassifyDataset, encode_classification, encode_documents, label_names
 from .formats import Example, read_examples
 from .records import Record, read_records
+from .warnings import data_warnings
 
 
 @dataclass
@@ -21,6 +22,8 @@ class TrainingData:
     train_examples: list[Example] | list[Record]
     invalid: list[DataProblem] = field(default_factory=list)  # records left out (on_invalid: drop)
     labels: list[str] | None = None  # classify: class id -> label
+    warnings: list[str] = field(default_factory=list)  # duplicates, leakage, personal data (data/warnings.py)
+    held_out_examples: list = field(default_factory=list)  # the eval examples or records before encoding
 
 
 def hold_out(train: list, settings: DataSettings, seed: int) -> tuple[list, list]:
@@ -58,11 +61,18 @@ def read_task_records(path: Path, task: str, settings: DataSettings, invalid: li
 
 
 def load_training_data(settings: DataSettings, tokenizer, seed: int, task: str = "sft") -> TrainingData:
+    data = encoded_training_data(settings, tokenizer, seed, task)
+    data.warnings = data_warnings(data.train_examples, data.held_out_examples)
+    return data
+
+
+def encoded_training_data(settings: DataSettings, tokenizer, seed: int, task: str) -> TrainingData:
     invalid: list[DataProblem] = []
     if task == "sft":
         train, held_out = read_splits(settings, seed, invalid)
         encoded_eval = encode_dataset(tokenizer, held_out, settings.max_length) if held_out else None
-        return TrainingData(encode_dataset(tokenizer, train, settings.max_length), encoded_eval, train, invalid)
+        data = TrainingData(encode_dataset(tokenizer, train, settings.max_length), encoded_eval, train, invalid)
+        return held(data, held_out)
     train = read_task_records(settings.train, task, settings, invalid)
     if settings.eval is not None:
         held_out = read_task_records(settings.eval, task, settings, invalid)
@@ -70,10 +80,16 @@ def load_training_data(settings: DataSettings, tokenizer, seed: int, task: str =
         train, held_out = hold_out(train, settings, seed)
     if task == "text":
         encoded_eval = encode_documents(tokenizer, held_out, settings.max_length) if held_out else None
-        return TrainingData(encode_documents(tokenizer, train, settings.max_length), encoded_eval, train, invalid)
+        data = TrainingData(encode_documents(tokenizer, train, settings.max_length), encoded_eval, train, invalid)
+        return held(data, held_out)
     labels = label_names(train)
     if len(labels) < 2:
         raise DataError([DataProblem(Path(settings.train).name, 1, "label", f"need at least 2 labels, found {labels}")])
     encoded_eval = encode_classification(tokenizer, held_out, labels, settings.max_length) if held_out else None
     encoded = encode_classification(tokenizer, train, labels, settings.max_length)
-    return TrainingData(encoded, encoded_eval, train, invalid, labels)
+    return held(TrainingData(encoded, encoded_eval, train, invalid, labels), held_out)
+
+
+def held(data: TrainingData, held_out: list) -> TrainingData:
+    data.held_out_examples = held_out
+    return data

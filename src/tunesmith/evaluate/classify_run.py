@@ -14,19 +14,21 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from ..base.load import set_classifier_pad_token
+from ..base.precision import decide_precision, run_dtype
 from ..config import RunConfig
 from ..data.encode_text import encode_classification
 from ..data.records import Record
 from ..data.splits import read_task_records
 from ..errors import ConfigError
-from ..runs import TunedModel, load_tuned, read_labels, read_train_summary
+from ..events import Phase, Progress
+from ..layout import read_labels, read_train_summary
+from ..runs import TunedModel, load_tuned
+from ..training.classify import predict_classes
 from .baseline import fine_tune_or_prompt
-from .classify import predict_classes, score_classes
-from .events import Phase, Progress
+from .classify import score_classes
 from .gotchas import overfitting
-from .options import Clock, EvalOptions, held_out_path
+from .options import Clock, EvalOptions, held_out_path, held_out_split
 from .probes import bias, slice_values
 from .scorer import ClassScorer, Prediction, column_table
 
@@ -48,6 +50,7 @@ class ClassifyInputs:
     labels: list[str]  # class id -> label, as the run trained them (labels.json)
     majority: str  # the most frequent training label
     slices: list[str] | None
+    split: str = ""  # which split is scored, in words (options.held_out_split)
 
 
 def read_classify_inputs(run_dir: Path, config: RunConfig, options: EvalOptions) -> ClassifyInputs:
@@ -63,7 +66,8 @@ def read_classify_inputs(run_dir: Path, config: RunConfig, options: EvalOptions)
     check_known_labels(records, labels)
     train = read_task_records(config.data.train, "classify", config.data, [])
     slices = slice_values(data_path, records, options.slice_by) if options.slice_by else None
-    return ClassifyInputs(data_path, records, labels, majority_label([r.label for r in train]), slices)
+    majority = majority_label([r.label for r in train])
+    return ClassifyInputs(data_path, records, labels, majority, slices, held_out_split(config, options))
 
 
 def check_known_labels(records: Sequence[Record], labels: Sequence[str]) -> None:
@@ -91,6 +95,7 @@ def evaluate_classifier(
     """The report of a classify run: the table, the tuned confusion matrix, the verdicts and every prediction."""
     inputs, clock = read_classify_inputs(run_dir, config, options), Clock()
     with clock("load"):
+        emit(Phase(f"scoring {held_out_split(config, options)}"))
         emit(Phase(f"loading {run_dir}"))
         tuned = tuned or load_tuned(run_dir, dtype=run_dtype(config))
     with clock(TUNED):
@@ -123,15 +128,12 @@ def evaluate_classifier(
 def classify(tuned: TunedModel, inputs: ClassifyInputs, config: RunConfig, batch_size: int, emit) -> list[int]:
     """The tuned classifier's class id for every record, batch by batch, as training scored its eval split."""
     from ..training.classify import ClassifierNLL, collate_classify
-    from ..training.loop import choose_precision
 
     model, tokenizer = tuned.model, tuned.tokenizer
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else model.config.pad_token_id
-    if model.config.pad_token_id is None:
-        model.config.pad_token_id = pad_id  # decoder classifiers pool the last non-pad token
+    set_classifier_pad_token(model, pad_id)
     dataset = encode_classification(tokenizer, inputs.records, inputs.labels, config.data.max_length)
-    bf16 = choose_precision(config.train.precision) == "bf16"
-    logits = ClassifierNLL(model, torch.bfloat16 if bf16 else None).eval().logits
+    logits = ClassifierNLL(model, decide_precision(config.train.precision).compute_dtype).eval().logits
     emit(Phase(f"tuned classifies {len(dataset.examples)} examples", len(dataset.examples)))
     device = next(model.parameters()).device
     collate = partial(collate_classify, pad_id=pad_id)
@@ -144,6 +146,7 @@ def table_report(run_dir: Path, inputs: ClassifyInputs, options: EvalOptions, sc
         "task": "classify",
         "run_dir": str(run_dir),
         "data": str(inputs.data_path),
+        "split": inputs.split,
         "examples": len(inputs.records),
         "primary_metric": scorer.primary,
         "labels": inputs.labels,
@@ -165,9 +168,3 @@ def lift_over_majority(run_dir: Path, scorer, scores: dict, resamples: int) -> t
         scores[TUNED], baselines, accuracy, scorer.primary, seconds, resamples, "the majority class", GOTCHA
     )
     return asdict(lift) | {"train_seconds": seconds}, verdict
-
-
-def run_dtype(config: RunConfig) -> torch.dtype:
-    from ..training.loop import base_dtype
-
-    return base_dtype(config)

@@ -5,13 +5,13 @@ Each becomes a Verdict (ok / warn / fail) with the measured value and the thresh
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..layout import read_metrics, read_train_summary
 from .metrics import words
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -156,12 +156,6 @@ class Overfitting:
     selected_by: str = "eval_loss"  # train.select_by of the run: what chose the exported checkpoint
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def eval_points(records: Sequence[dict]) -> list[EvalPoint]:
     points, window = [], []
     for record in records:
@@ -177,9 +171,7 @@ def eval_points(records: Sequence[dict]) -> list[EvalPoint]:
 
 def overfitting(run_dir: Path, thresholds: Thresholds = Thresholds()) -> Overfitting:
     """Train vs eval loss from metrics.jsonl, the early-stopping verdict, and whether the best was exported."""
-    records = read_jsonl(Path(run_dir) / "metrics.jsonl")
-    summary_path = Path(run_dir) / "train_summary.json"
-    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
+    records, summary = read_metrics(run_dir), read_train_summary(run_dir)
     points = eval_points(records)
     curve = [[r["step"], r["loss"]] for r in records if r.get("type") == "train"]
     result = Overfitting(points, curve, None, summary.get("best_step"), None, None)

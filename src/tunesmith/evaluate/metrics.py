@@ -1,4 +1,7 @@
-"""Scores for generated answers: JSON validity, exact match, token F1, ROUGE-L, F1 over the items of a JSON list."""
+"""Per-answer formulas for generated answers: JSON validity, exact match, token F1, ROUGE-L, the items of a JSON list.
+
+scorer.GenerationScorer applies them to each answer and pools them over a set of answers; every path that scores
+generated text (eval, demo, compare, tune) goes through it."""
 
 from __future__ import annotations
 
@@ -6,11 +9,7 @@ import functools
 import json
 import re
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
-
-from .generate import Generation
 
 INVALID = object()
 
@@ -89,46 +88,3 @@ def canonical(value: Any) -> str:
 def list_items(value: Any) -> Counter:
     """The multiset of a JSON list's items (canonicalised); anything else counts as no items."""
     return Counter(canonical(item) for item in value) if isinstance(value, list) else Counter()
-
-
-@dataclass
-class GenerationScores:
-    n: int
-    json_valid: float  # share of answers that parse as JSON
-    exact_match: float  # share equal to the reference (as JSON values when both parse)
-    item_precision: float  # over JSON-list items (found leniently), pooled over all answers (micro)
-    item_recall: float
-    item_f1: float
-    stopped: float  # share that emitted the terminator before max_new_tokens
-
-    def as_row(self) -> dict[str, float]:
-        return {
-            "valid JSON": self.json_valid,
-            "entity F1": self.item_f1,
-            "exact match": self.exact_match,
-            "precision": self.item_precision,
-            "recall": self.item_recall,
-            "stopped": self.stopped,
-        }
-
-
-def score_generations(generations: Sequence[Generation], references: Sequence[str]) -> GenerationScores:
-    valid = exact = true_pos = predicted = expected = stopped = 0
-    for generation, reference in zip(generations, references, strict=True):
-        got, want = parse_json(generation.text), parse_json(reference)
-        valid += got is not INVALID
-        if want is INVALID:
-            exact += generation.text.strip() == reference.strip()
-        else:
-            exact += got is not INVALID and canonical(got) == canonical(want)
-        found = got if got is not INVALID else find_json(generation.text)
-        got_items, want_items = list_items(found if found is not INVALID else None), list_items(want)
-        true_pos += sum((got_items & want_items).values())
-        predicted += sum(got_items.values())
-        expected += sum(want_items.values())
-        stopped += generation.stopped
-    n = max(len(references), 1)
-    precision = true_pos / predicted if predicted else 0.0
-    recall = true_pos / expected if expected else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return GenerationScores(len(references), valid / n, exact / n, precision, recall, f1, stopped / n)

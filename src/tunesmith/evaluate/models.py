@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..events import Phase, Progress
 from .drift import base_outputs
-from .events import Phase, Progress
 from .generate import Generation, generate
 
 

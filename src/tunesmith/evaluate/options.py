@@ -1,8 +1,13 @@
-"""What `tunesmith eval` is asked to do (EvalOptions), shared by the generation and the classification evaluations."""
+"""What `tunesmith eval` is asked to do (EvalOptions), shared by the generation and the classification evaluations.
+
+Each field's description is written once, here, and is also its --help in `tunesmith eval` (cli.py reads it with
+describe). This module imports no torch, so that `tunesmith --help` stays fast.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,23 +17,50 @@ from ..errors import ConfigError
 from .gotchas import Thresholds
 
 
+def option(default: Any, description: str) -> Any:
+    """A dataclass field with a default and its description (read back by describe)."""
+    return field(default=default, metadata={"description": description})
+
+
+def describe(cls: type, name: str) -> str:
+    """The description of one field of a dataclass made with option(): the --help of its CLI option."""
+    return next(f.metadata["description"] for f in dataclasses.fields(cls) if f.name == name)
+
+
 @dataclass
 class EvalOptions:
-    data: Path | None = None  # held-out examples (default: the run's data.test, else data.eval)
-    limit: int | None = None  # at most this many (default: the run's eval.limit)
-    constrain: str | None = None  # "json": every column decodes under a JSON constraint
-    schema: Path | None = None  # JSON Schema file: compliance is reported (and constrains with constrain="json")
-    slice_by: str | None = None  # a field of the data's records: the primary metric per value (bias)
-    qa: bool = False  # questions about a context in the prompt: unsupported answers and abstention (not JSON tasks)
-    few_shot: int = 3
-    few_shot_pick: str = "similar"  # "similar": the k training examples nearest each question; "random": k, once
-    memorisation_sample: int = 50  # training prompts the tuned model answers for the memorisation probe
-    general_passages: int | None = None  # general text passages for drift (default: all 100 shipped)
-    mmlu_questions: int | None = None  # MMLU questions (default: all 200 shipped)
-    batch_size: int | None = None  # generation (or classification) batch (default: the run's eval.batch_size)
-    max_new_tokens: int | None = None  # default: the run's eval.max_new_tokens
-    bootstrap: int = 1000
-    thresholds: Thresholds = field(default_factory=Thresholds)
+    """One `tunesmith eval`. limit, batch_size and max_new_tokens override the run's eval settings (run.yaml's eval
+    section, config.EvalSettings) when given."""
+
+    data: Path | None = option(
+        None,
+        "Held-out examples: chats, or text + label rows for a classify run (default: the run's data.test, else "
+        "data.eval).",
+    )
+    limit: int | None = option(None, "Evaluate at most N examples (default: the run's eval.limit).")
+    constrain: str | None = option(None, "json: decode every column under a JSON constraint.")
+    schema: Path | None = option(None, "JSON Schema file: report compliance (--constrain json follows it).")
+    slice_by: str | None = option(
+        None, "Field (or CSV column) of the eval records: the primary metric per value (bias)."
+    )
+    qa: bool = option(
+        False,
+        "Questions about a context in the prompt: report unsupported answers and abstention (not for JSON tasks).",
+    )
+    few_shot: int = option(3, "Training examples shown to the base in the few-shot column.")
+    few_shot_pick: str = option(
+        "similar", "similar: the training examples nearest each question; random: the same k for all."
+    )
+    memorisation_sample: int = option(50, "Training prompts the tuned model answers for the memorisation probe.")
+    general_passages: int | None = option(None, "General text passages for drift (of 100 shipped).")
+    mmlu_questions: int | None = option(None, "General multiple-choice questions for forgetting (of 200 shipped).")
+    batch_size: int | None = option(None, "Generation (or classification) batch (default: the run's eval.batch_size).")
+    max_new_tokens: int | None = option(None, "Generation budget per example (default: the run's eval.max_new_tokens).")
+    bootstrap: int = option(1000, "Bootstrap resamples for the confidence intervals.")
+    thresholds: Thresholds = field(
+        default_factory=Thresholds,
+        metadata={"description": "The warn / fail levels the gotcha verdicts are judged by."},
+    )
 
 
 @dataclass
@@ -49,6 +81,18 @@ class Clock:
         start = time.perf_counter()
         yield
         self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+def held_out_split(config, options: EvalOptions) -> str:
+    """Which split is scored, in the user's words; data.eval is named as the split that chose the checkpoint."""
+    if options.data:
+        return f"--data {options.data}"
+    if config.data.test:
+        return f"data.test ({config.data.test})"
+    return (
+        f"data.eval ({config.data.eval}): the split that selected the checkpoint, so its scores flatter the tuned "
+        "model; set data.test (or --data) for an unbiased score"
+    )
 
 
 def held_out_path(run_dir: Path, config, options: EvalOptions) -> Path:

@@ -11,9 +11,9 @@ from typing import Any
 from ..data.formats import Example
 from ..data.readers import read_rows
 from ..errors import ConfigError
+from ..events import Phase, Progress
 from .baseline import paired_bootstrap
 from .drift import general_drift
-from .events import Phase, Progress
 from .general import general_passages, mmlu_questions
 from .gotchas import (
     ABSTENTION_PHRASES,

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..files import atomic_write_text
+from ..layout import EVAL_JSON, EVAL_MD
 
 STATUS = {"ok": "ok", "warn": "WARN", "fail": "FAIL"}
 
@@ -35,7 +36,7 @@ def shown(value: float | None, unit: str) -> str:
 
 
 def write_eval(report: dict[str, Any], run_dir: Path) -> tuple[Path, Path]:
-    json_path, md_path = Path(run_dir) / "eval.json", Path(run_dir) / "eval.md"
+    json_path, md_path = Path(run_dir) / EVAL_JSON, Path(run_dir) / EVAL_MD
     atomic_write_text(json_path, json.dumps(report, indent=1, ensure_ascii=False))
     atomic_write_text(md_path, eval_markdown(report))
     return json_path, md_path

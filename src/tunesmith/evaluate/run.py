@@ -14,18 +14,20 @@ from pathlib import Path
 from typing import Any
 
 from ..base import load_base
+from ..base.precision import run_dtype
 from ..data.formats import Example, read_examples
 from ..errors import ConfigError
-from ..runs import TunedModel, load_tuned, read_run_config, read_train_summary
+from ..events import Phase
+from ..layout import read_train_summary
+from ..runs import TunedModel, load_tuned, read_run_config
 from .baseline import few_shot_prompt, fine_tune_or_prompt, shots_for, user_text, zero_shot_prompt
 from .classify_run import evaluate_classifier
 from .constrain import JsonConstraint
-from .events import Phase
 from .fmt import SchemaCheck, read_schema
 from .gotchas import Verdict, overfitting
 from .metrics import exact_match
 from .models import Generator, Models
-from .options import Clock, EvalOptions, EvalResult, held_out_path
+from .options import Clock, EvalOptions, EvalResult, held_out_path, held_out_split
 from .probes import (
     bias,
     forgetting,
@@ -113,6 +115,7 @@ def evaluate_run(
         return EvalResult(report, *write_eval(report, run_dir))
     inputs, clock = read_inputs(run_dir, config, options), Clock()
     with clock("load"):
+        emit(Phase(f"scoring {held_out_split(config, options)}"))
         emit(Phase(f"loading {run_dir}"))
         models = load_models(run_dir, inputs.config, tuned, base_model)
         constraint = JsonConstraint(models.tokenizer, inputs.schema) if options.constrain == "json" else None
@@ -173,6 +176,7 @@ def table_report(run_dir: Path, inputs: Inputs, options: EvalOptions, scorer, sc
         "task": "sft",
         "run_dir": str(run_dir),
         "data": str(inputs.data_path),
+        "split": held_out_split(inputs.config, options),
         "examples": len(inputs.examples),
         "constrain": options.constrain,
         "schema": str(options.schema) if options.schema else None,
@@ -195,12 +199,6 @@ def lift_over_prompting(run_dir: Path, scorer, scores: dict, resamples: int) -> 
     primary = lambda subset: scorer.aggregate(subset)[scorer.primary]  # noqa: E731
     lift, verdict = fine_tune_or_prompt(scores["tuned"], baselines, primary, scorer.primary, seconds, resamples)
     return asdict(lift) | {"train_seconds": seconds}, verdict
-
-
-def run_dtype(config):
-    from ..training.loop import base_dtype
-
-    return base_dtype(config)
 
 
 def context_text(example: Example) -> str:

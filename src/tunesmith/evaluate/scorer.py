@@ -3,6 +3,8 @@
 A scorer is what differs between tasks. Everything else in `tunesmith eval` (the table, bootstrap confidence
 intervals, bias slices, the fine-tune-or-prompt verdict) only needs `aggregate(scores) -> {metric: value}` and the
 name of the primary metric, so a classification scorer plugs in beside GenerationScorer with the same two.
+GenerationScorer is also what demo, compare and tune score generated answers with (score_generations), so a metric
+of the same name is the same number everywhere.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ class AnswerScore:
     json_valid: bool
     extra_text: bool
     schema_ok: bool | None
-    true_pos: int  # JSON-list items (found leniently, as in metrics.score_generations) also in the reference
+    true_pos: int  # JSON-list items (found leniently: the first list or object in the text) also in the reference
     predicted: int
     expected: int
     invented: int  # entity names in the answer that do not occur in the prompt
@@ -127,6 +129,46 @@ class GenerationScorer:
             row |= grounding_rows(scores)
         row["stopped"] = share([s.stopped for s in scores])
         return row
+
+
+@dataclass
+class GenerationScores:
+    """A JSON task's scores of a set of answers, as demo, compare and tune report them: GenerationScorer's rows."""
+
+    n: int
+    json_valid: float  # share of answers that parse as JSON
+    exact_match: float  # share equal to the reference (as JSON values when the reference parses)
+    item_precision: float  # over JSON-list items (found leniently), pooled over all answers (micro)
+    item_recall: float
+    item_f1: float
+    stopped: float  # share that emitted the terminator before max_new_tokens
+
+    def as_row(self) -> dict[str, float]:
+        return {
+            "valid JSON": self.json_valid,
+            "entity F1": self.item_f1,
+            "exact match": self.exact_match,
+            "precision": self.item_precision,
+            "recall": self.item_recall,
+            "stopped": self.stopped,
+        }
+
+
+def score_generations(generations: Sequence[Generation], references: Sequence[str]) -> GenerationScores:
+    """The answers scored as `tunesmith eval` scores a JSON task (GenerationScorer(json_task=True)), whatever the
+    references are. Without the prompts: the invented-entity rate, the one row that reads them, is left out."""
+    scorer = GenerationScorer(json_task=True)
+    scores = [scorer.score(g, r, prompt_text="") for g, r in zip(generations, references, strict=True)]
+    row = scorer.aggregate(scores)
+    return GenerationScores(
+        len(references),
+        row["valid JSON"],
+        row["exact match"],
+        row["entity precision"],
+        row["entity recall"],
+        row["entity F1"],
+        row["stopped"],
+    )
 
 
 def grounding_rows(scores: Sequence[AnswerScore]) -> dict[str, float]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ..data.formats import Example, read_examples
 from .generate import Generation, generate
-from .metrics import GenerationScores, score_generations
+from .scorer import GenerationScores, score_generations
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 from transformers import PreTrainedModel
 
 from ..config import RunConfig
+from ..layout import MODEL
 from .plan import Plan, count_parameters
 
 
@@ -19,4 +20,4 @@ def prepare(model: PreTrainedModel, config: RunConfig) -> Plan:
         )
         note += "; token embeddings frozen" + (" (tied to the LM head, so the head is frozen too)" if tied else "")
     trainable, total = count_parameters(model)
-    return Plan(model, "full", trainable, total, "model", note)
+    return Plan(model, "full", trainable, total, MODEL, note)

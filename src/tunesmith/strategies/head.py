@@ -14,6 +14,7 @@ from transformers import PreTrainedModel
 from ..base.blocks import transformer_blocks
 from ..config import RunConfig
 from ..errors import ConfigError
+from ..layout import MODEL
 from .plan import Plan, count_parameters, freeze
 
 CLASSIFIER_NAMES = ("classifier", "score")
@@ -76,4 +77,4 @@ def prepare(model: PreTrainedModel, config: RunConfig) -> Plan:
         note += "; the frozen body's features are computed once and cached"
     trainable, total = count_parameters(model)
     cached_head = head if (config.task == "classify" and not n) else None
-    return Plan(model, "head", trainable, total, "model", note, head=cached_head)
+    return Plan(model, "head", trainable, total, MODEL, note, head=cached_head)

@@ -12,6 +12,7 @@ from transformers import PreTrainedModel
 
 from ..config import LoraSettings, RunConfig
 from ..errors import ConfigError
+from ..layout import ADAPTER
 from .plan import Plan, count_parameters
 
 
@@ -78,4 +79,4 @@ def prepare(model: PreTrainedModel, config: RunConfig) -> Plan:
     note = f"{kind} r={config.lora.r} alpha={config.lora.lora_alpha:g} on {targets}; the base is frozen"
     if task_type(config) == "SEQ_CLS":
         note += "; the new classifier layer trains in full"
-    return Plan(peft_model, "lora", trainable, total, "adapter", note)
+    return Plan(peft_model, "lora", trainable, total, ADAPTER, note)

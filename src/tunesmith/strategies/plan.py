@@ -7,6 +7,8 @@ from pathlib import Path
 
 from torch import nn
 
+from ..layout import ADAPTER
+
 
 @dataclass
 class Plan:
@@ -14,13 +16,13 @@ class Plan:
     strategy: str
     trainable_params: int
     all_params: int
-    artefact: str = "adapter"  # the run directory's final artefact: adapter/ (PEFT) or model/ (full HF model)
+    artefact: str = ADAPTER  # the run directory's final artefact: adapter/ (PEFT) or model/ (full HF model)
     note: str = ""  # what exactly trains, in words, for the run summary
     head: nn.Module | None = None  # head strategy: the only trained module, when the body is wholly frozen
 
     @property
     def trainable_percent(self) -> float:
-        return 100.0 * self.trainable_params / max(self.all_params, 1)
+        return trainable_percent(self.trainable_params, self.all_params)
 
     def summary(self) -> str:
         line = (
@@ -45,3 +47,7 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
 def freeze(model: nn.Module) -> None:
     for param in model.parameters():
         param.requires_grad_(False)
+
+
+def trainable_percent(trainable: int, total: int) -> float:
+    return 100.0 * trainable / max(total, 1)

@@ -12,15 +12,11 @@ import torch
 
 from ..errors import TunesmithError
 from ..files import atomic_write_text, verify_directory, write_directory
+from ..layout import RUN_WRITER, TRAINER_STATE, checkpoint_dir, checkpoint_dirs
 from ..strategies import Plan
 from .state import ARTEFACT, load_trainable_weights, load_training_state, save_training_state
 
-STATE = "trainer_state.json"
 log = logging.getLogger("tunesmith")
-
-
-def checkpoint_dir(run_dir: Path, step: int) -> Path:
-    return run_dir / "checkpoints" / f"step-{step:06d}"
 
 
 def save_checkpoint(run_dir: Path, plan: Plan, optimizer: torch.optim.Optimizer, state: dict) -> Path:
@@ -29,16 +25,16 @@ def save_checkpoint(run_dir: Path, plan: Plan, optimizer: torch.optim.Optimizer,
     def fill(staging: Path) -> None:
         plan.save(staging / ARTEFACT)
         save_training_state(staging, plan, optimizer)
-        atomic_write_text(staging / STATE, json.dumps(state, indent=1))
+        atomic_write_text(staging / TRAINER_STATE, json.dumps(state, indent=1))
 
-    write_directory(target, fill)
+    write_directory(target, fill, made_by=RUN_WRITER)
     return target
 
 
 def find_resumable(run_dir: Path) -> tuple[Path | None, list[str]]:
     """The newest checkpoint whose every file matches its MANIFEST, and why newer ones were skipped."""
     skipped = []
-    for path in sorted((run_dir / "checkpoints").glob("step-*"), reverse=True):
+    for path in reversed(checkpoint_dirs(run_dir)):
         problem = verify_directory(path)
         if problem is None:
             return path, skipped
@@ -49,7 +45,7 @@ def find_resumable(run_dir: Path) -> tuple[Path | None, list[str]]:
 def resume_from(path: Path, plan: Plan, optimizer: torch.optim.Optimizer) -> dict:
     """Restore weights, optimizer and RNG from a verified checkpoint; return its trainer state."""
     load_training_state(path, plan, optimizer)
-    return json.loads((path / STATE).read_text(encoding="utf-8"))
+    return json.loads((path / TRAINER_STATE).read_text(encoding="utf-8"))
 
 
 def restore_trainable_weights(path: Path | None, plan: Plan) -> None:
@@ -137,7 +133,7 @@ class CheckpointKeeper:
 
 def prune_checkpoints(run_dir: Path, keep: set[Path]) -> None:
     """Delete committed checkpoints not in `keep` (called only after a newer one is committed)."""
-    for path in sorted((run_dir / "checkpoints").glob("step-*")):
+    for path in checkpoint_dirs(run_dir):
         if path not in keep:
             shutil.rmtree(path, ignore_errors=True)
 
@@ -152,4 +148,4 @@ def export_artefact(checkpoint: Path, destination: Path, tokenizer) -> None:
         shutil.copytree(checkpoint / ARTEFACT, staging, dirs_exist_ok=True)
         tokenizer.save_pretrained(staging)
 
-    write_directory(destination, fill)
+    write_directory(destination, fill, made_by=RUN_WRITER)

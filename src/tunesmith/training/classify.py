@@ -31,6 +31,26 @@ def collate_classify(examples: Sequence[ClassifyExample], pad_id: int) -> dict[s
     }
 
 
+@torch.no_grad()
+def predict_classes(
+    logits_of: Callable[..., torch.Tensor],
+    examples: Sequence,
+    collate: Callable[[Sequence], dict[str, torch.Tensor]],
+    batch_size: int,
+    device: torch.device,
+    on_progress: Callable[[int], None] | None = None,
+) -> list[int]:
+    """Argmax class of every example, streamed batch by batch (nothing but the ids is kept)."""
+    predicted: list[int] = []
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start : start + batch_size]
+        batch = {k: v.to(device) for k, v in collate(chunk).items()}
+        predicted += logits_of(**batch).argmax(dim=-1).tolist()
+        if on_progress:
+            on_progress(len(chunk))
+    return predicted
+
+
 class ClassifierNLL(nn.Module):
     """Summed cross-entropy of a sequence classifier (fp32 log-softmax), under optional bf16 autocast."""
 

@@ -6,35 +6,45 @@ from __future__ import annotations
 import json
 import shutil
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError
-from ..files import atomic_write_text
+from ..errors import ConfigError, RefusedOverwrite
+from ..events import Resumed
+from ..files import MANIFEST, atomic_write_text, written_by
+from ..layout import METRICS, RUN_CONFIG, RUN_WRITER, checkpoint_dirs
 from .checkpoint import find_resumable, resume_from
 
 
-@dataclass
-class Resumed:
-    step: int
-    checkpoint: str
-    skipped: list[str] = field(default_factory=list)  # newer checkpoints that failed verification, and why
-
-
-def prepare_run_dir(run_dir: Path, config_text: str, fresh: bool) -> None:
-    """Create the run directory; refuse to continue a run of another config; `fresh` wipes old state."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if fresh:
-        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-        (run_dir / "metrics.jsonl").unlink(missing_ok=True)
-    saved = run_dir / "run.yaml"
-    has_checkpoints = any((run_dir / "checkpoints").glob("step-*"))
-    if has_checkpoints and saved.is_file() and not same_training(saved.read_text(encoding="utf-8"), config_text):
+def check_run_dir(run_dir: Path, config_text: str, fresh: bool) -> None:
+    """Before anything is loaded or written: the directory is new, empty, or a run directory (it has run.yaml),
+    and without `fresh` its checkpoints are of the same training."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RefusedOverwrite(f"{run_dir}: exists and is not a directory; choose another name or output_dir")
+    saved = run_dir / RUN_CONFIG
+    if run_dir.is_dir() and any(run_dir.iterdir()) and not saved.is_file():
+        raise RefusedOverwrite(
+            f"{run_dir}: exists and is not a tunesmith run directory (no {RUN_CONFIG}); choose another name"
+        )
+    if fresh or not checkpoint_dirs(run_dir) or not saved.is_file():
+        return
+    if not same_training(saved.read_text(encoding="utf-8"), config_text):
         raise ConfigError(
             f"{run_dir} holds checkpoints of a run with a different config; pass --fresh to start it over, "
             "or choose another name"
         )
-    atomic_write_text(saved, config_text)
+
+
+def prepare_run_dir(run_dir: Path, config_text: str, fresh: bool) -> None:
+    """Create the run directory and write run.yaml; `fresh` removes the old run's checkpoints and metrics (only
+    checkpoints a run wrote: their MANIFEST says so)."""
+    check_run_dir(run_dir, config_text, fresh)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if fresh:
+        for checkpoint in checkpoint_dirs(run_dir):
+            if written_by(checkpoint) == RUN_WRITER or not (checkpoint / MANIFEST).exists():
+                shutil.rmtree(checkpoint)
+        (run_dir / METRICS).unlink(missing_ok=True)
+    atomic_write_text(run_dir / RUN_CONFIG, config_text)
 
 
 # Sections read by other commands (eval, compare, tune), not by training: editing them keeps a run resumable.
@@ -77,7 +87,7 @@ def resume(run_dir: Path, plan, optimizer, keeper, emit) -> dict:
 @contextmanager
 def open_metrics(run_dir: Path, done_steps: int):
     """metrics.jsonl for appending, first cut back to the lines of the steps the checkpoint holds."""
-    path = run_dir / "metrics.jsonl"
+    path = run_dir / METRICS
     kept = []
     if done_steps and path.is_file():
         for line in path.read_text(encoding="utf-8").splitlines():

@@ -18,10 +18,12 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from ..layout import CHECKPOINT_ARTEFACT as ARTEFACT
+from ..layout import OPTIMIZER_STATE as OPTIMIZER
+from ..layout import RESUME_META as META
+from ..layout import RNG_STATE as RNG
+from ..layout import TRAINABLE_WEIGHTS as WEIGHTS
 from ..strategies import Plan
-
-WEIGHTS, OPTIMIZER, RNG, META = "trainable.safetensors", "optimizer.safetensors", "rng.safetensors", "resume.json"
-ARTEFACT = "artefact"  # the checkpoint's copy of what the run exports (adapter or whole model)
 
 
 def save_training_state(directory: Path, plan: Plan, optimizer: torch.optim.Optimizer) -> None:

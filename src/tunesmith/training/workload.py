@@ -16,6 +16,7 @@ from torch import nn
 
 from ..config import RunConfig
 from ..data.splits import TrainingData
+from ..events import FeaturesProgress
 from ..strategies import Plan
 from .batching import collate, pack
 from .classify import ClassifierNLL, HeadNLL, collate_classify, collate_features, extract_features
@@ -29,14 +30,6 @@ class Workload:
     collate: Callable[[Sequence], dict[str, torch.Tensor]]
     loss_module: nn.Module
     unit: str  # what the loss averages over: "token" or "example"
-
-
-@dataclass
-class FeaturesProgress:
-    """Event: cached-feature extraction (head strategy) advanced by `advance` examples."""
-
-    advance: int
-    total: int
 
 
 def build_workload(

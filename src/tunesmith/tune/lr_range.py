@@ -17,29 +17,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..config import LrRangeSettings, RunConfig
+from ..events import LrRangeStart, LrStep
 from ..files import atomic_write_text
-from ..training.loop import accumulate_gradients, check_task_fits_base, micro_batch_stream, set_up
+from ..layout import LR_RANGE_JSON, LR_RANGE_PLOT
+from ..training.setup import check_task_fits_base, set_up
+from ..training.step import accumulate_gradients, apply_update, micro_batch_stream, new_optimizer, set_learning_rate
 
 RULE = "steepest fall of the loss per decade of LR (centred +-steps/10 least-squares slope), before its minimum"
-
-
-@dataclass
-class LrRangeStart:
-    steps: int
-    min_lr: float
-    max_lr: float
-
-
-@dataclass
-class LrStep:
-    step: int  # 1-based
-    steps: int
-    lr: float
-    loss: float
-    smoothed: float
 
 
 @dataclass
@@ -126,7 +112,7 @@ def tune_lr(
     settings = config.tune.lr
     curve = run_range_test(config, settings, emit)
     out_dir = out_dir or config.tune_dir
-    curve_path, plot_path = out_dir / "lr_range.json", out_dir / "lr_range.png"
+    curve_path, plot_path = out_dir / LR_RANGE_JSON, out_dir / LR_RANGE_PLOT
     atomic_write_text(curve_path, json.dumps(asdict(curve) | {"settings": settings.model_dump()}, indent=1))
     return LrRangeResult(curve, curve_path, plot_lr_range(curve, plot_path))
 
@@ -137,24 +123,21 @@ def run_range_test(config: RunConfig, settings: LrRangeSettings, emit) -> LrCurv
     check_task_fits_base(config)
     setup = set_up(config, emit)
     plan, accelerator, work = setup.plan, setup.accelerator, setup.work
-    optimizer = torch.optim.AdamW(plan.trainable_parameters(), lr=settings.min_lr, weight_decay=train.weight_decay)
+    trainable = plan.trainable_parameters()
+    optimizer = new_optimizer(trainable, settings.min_lr, train.weight_decay)
     loss_module, optimizer = accelerator.prepare(work.loss_module, optimizer)
     batches = micro_batch_stream(work.train, train.batch_size, train.seed, group_by_length=False)
     emit(LrRangeStart(settings.steps, settings.min_lr, settings.max_lr))
     curve, smoother = LrCurve(), Smoother(settings.smoothing)
     for step in range(settings.steps):
         lr = exponential_lr(step, settings.steps, settings.min_lr, settings.max_lr)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        set_learning_rate(optimizer, lr)
         window = [next(batches) for _ in range(train.grad_accum)]
         loss = accumulate_gradients(accelerator, loss_module, window, work.collate, setup.memory.max_tokens_per_forward)
         if not math.isfinite(loss):
             curve.stopped = f"the loss was not finite at lr {lr:.2e}"
             break
-        if train.max_grad_norm is not None:
-            accelerator.clip_grad_norm_(plan.trainable_parameters(), train.max_grad_norm)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        apply_update(optimizer, trainable, train.max_grad_norm, loss, clip=accelerator.clip_grad_norm_)
         smoothed = smoother.add(loss)
         curve.lrs.append(lr)
         curve.losses.append(loss)

@@ -12,6 +12,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ..layout import SEARCH_HISTORY_PLOT, SEARCH_IMPORTANCE_PLOT  # noqa: E402
+
 
 def save_figure(figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,7 +63,7 @@ def plot_study(study, directory: Path, target: str = "eval loss") -> tuple[list[
         warnings.simplefilter("ignore", UserWarning)
         if complete >= 1:
             axes = optuna_plots.plot_optimization_history(study, target_name=target)
-            written.append(save_figure(axes.figure, directory / "history.png"))
+            written.append(save_figure(axes.figure, directory / SEARCH_HISTORY_PLOT))
         else:
             skipped.append("history.png: no completed trial yet")
         if complete < 2:
@@ -69,7 +71,7 @@ def plot_study(study, directory: Path, target: str = "eval loss") -> tuple[list[
             return written, skipped
         try:
             axes = optuna_plots.plot_param_importances(study, target_name=target)
-            written.append(save_figure(axes.figure, directory / "importances.png"))
+            written.append(save_figure(axes.figure, directory / SEARCH_IMPORTANCE_PLOT))
         except (ValueError, RuntimeError, ZeroDivisionError) as err:  # e.g. every trial had the same settings
             plt.close("all")
             skipped.append(f"importances.png: {err}")

@@ -16,17 +16,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import optuna
 from optuna.study import MaxTrialsCallback
 
-from ..config import RunConfig
+from ..config import RunConfig, config_yaml
 from ..errors import ConfigError
+from ..evaluate.classify import class_metrics
 from ..evaluate.task import CLASSIFY_METRICS, GENERATION_METRICS, metric_of
+from ..events import EvalDone, SearchStart, StepDone, TrainStart, TrialDone, TrialStart, Waiting
 from ..files import atomic_write_text
+from ..layout import SEARCH_BEST
 from ..training.guards import TrainingDiverged
-from ..training.loop import EvalDone, StepDone, TrainStart, config_yaml, train
+from ..training.loop import train
 from .space import check_space, suggest, trial_config
 from .study import (
     COUNTED,
@@ -43,37 +45,6 @@ from .study import (
 )
 
 WAIT_POLL_SECONDS = 2.0  # how often a worker with nothing to start looks at the trials running elsewhere
-
-
-@dataclass
-class SearchStart:
-    study: str
-    storage: str
-    wanted: int
-    finished: int  # trials the study held already (a resumed or shared study)
-    searched: list[str]
-    baseline_skipped: str  # why the file's own settings were not queued as a trial ("" if they were, or joined)
-
-
-@dataclass
-class TrialStart:
-    number: int
-    params: dict[str, Any]
-    run_dir: Path
-    retry_of: int | None
-
-
-@dataclass
-class TrialDone:
-    row: TrialRow
-    best_number: int | None
-    best_value: float | None
-    metric: str = "eval_loss"
-
-
-@dataclass
-class Waiting:
-    running: int  # trials running elsewhere that the study still needs
 
 
 @dataclass
@@ -175,7 +146,7 @@ class TrialObjective:
         trial.set_user_attr("run_yaml", config_yaml(run))
         self.emit(TrialStart(trial.number, dict(trial.params), run.run_dir, retried_trial(trial)))
         try:
-            result = train(run, on_event=self.watch(trial), fresh=True)
+            result = train(run, on_event=self.watch(trial), fresh=True, class_scores=class_metrics)
         except TrainingDiverged as err:
             trial.set_user_attr("note", f"diverged: {err}")
             raise optuna.TrialPruned(str(err)) from None
@@ -218,7 +189,7 @@ def summarise(config: RunConfig, study: optuna.Study, url: str, budget_spent: bo
     best = best_trial(study)
     best_yaml = None
     if best is not None:
-        best_yaml = config.tune_dir / "best.yaml"
+        best_yaml = config.tune_dir / SEARCH_BEST
         atomic_write_text(best_yaml, best_run_yaml(config, best))
     baseline = next((t for t in trials if t.user_attrs.get("baseline") and t.state.name == "COMPLETE"), None)
     plots, skipped = plot_study(study, config.tune_dir, config.tune.metric.replace("_", " "))
