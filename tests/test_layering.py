@@ -17,7 +17,19 @@ LAYERS = [
     {"evaluate"},  # 05 evaluation
     {"tune"},  # 03 hyper-tuning (trains and scores trials)
     {"export"},  # 06 shipping: merged, GGUF, Ollama, vLLM, each verified
-    {"finetune", "compare", "demo", "estimate", "chat", "render", "render_data", "render_tune", "cli", "__main__"},
+    {
+        "finetune",
+        "compare",
+        "demo",
+        "estimate",
+        "chat",
+        "render",
+        "render_data",
+        "render_tune",
+        "render_export",
+        "cli",
+        "__main__",
+    },
 ]
 LAYER_OF = {name: index for index, layer in enumerate(LAYERS) for name in layer}
 MAX_FUNCTION_LINES = 60

@@ -29,8 +29,10 @@ _EXPORTS = {
     "Drift": "evaluate.drift",
     "general_drift": "evaluate.drift",
     "load_tuned": "runs",
-    "TrainResult": "training.loop",
-    "train": "training.loop",
+    "TrainResult": "training.result",
+    "train": "finetune",
+    "ExportOptions": "export.options",
+    "export_run": "export.run",
     "tune_lr": "tune.lr_range",
     "tune_search": "tune.search",
 }

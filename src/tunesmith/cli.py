@@ -211,6 +211,35 @@ def eval_run(
     print_written((result.json_path, result.md_path))
 
 
+@app.command("export")
+def export(
+    run_dir: Path = typer.Argument(..., help="A finished run directory."),
+    to: str = typer.Option("merged,gguf,ollama", "--to", help="Comma-separated: merged, gguf, ollama, vllm."),
+    quant: str = typer.Option("f16,q8_0,q4_k_m", "--quant", help="GGUF types (the Modelfile takes the last)."),
+    out: Path | None = typer.Option(None, "--out", help="Export folder (default: RUN_DIR/export)."),
+    verify: bool = typer.Option(True, "--verify/--no-verify", help="Answer the held-out prompts with every artefact."),
+    limit: int = typer.Option(100, help="Held-out prompts the verification answers."),
+    strict: bool = typer.Option(False, help="Exit 2 when any verification verdict is WARN or FAIL."),
+) -> None:
+    """Ship the run: merged weights, GGUF (llama.cpp), an Ollama Modelfile, a vLLM adapter, each verified."""
+    from .errors import TunesmithError
+    from .export.options import ExportOptions
+    from .export.run import export_run
+    from .render import EventRenderer
+    from .render_export import print_export_result
+
+    options = ExportOptions(split_list(to), split_list(quant), out, verify=verify, limit=limit, strict=strict)
+    with EventRenderer() as renderer:
+        result = export_run(run_dir, options, on_event=renderer)
+    print_export_result(result)
+    if strict and result.failed:
+        raise TunesmithError(f"export: verification found {len(result.verdicts)} problem(s) (--strict)")
+
+
+def split_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 data_app = typer.Typer(no_args_is_help=True, help="Audit, clean and split a dataset before any training.")
 app.add_typer(data_app, name="data")
 

@@ -1,0 +1,56 @@
+"""Put llama.cpp's own HF -> GGUF converter beside the installed llama-cpp-python (`make llamacpp` runs this).
+
+The converter (convert_hf_to_gguf.py, its conversion/ package and the gguf-py it imports) is not part of the
+llama-cpp-python wheel, but its sdist vendors the llama.cpp tree the wheel was built from: the converter is taken
+from that same sdist, so converter and runtime are of one llama.cpp commit. PyPI's `gguf` package is a different,
+incompatible version (LazyChunkedTensor missing): the converter runs with its own gguf-py first on the path.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from importlib.metadata import version
+from pathlib import Path
+
+TARGET = Path(sys.prefix) / "share" / "tunesmith" / "llama.cpp"
+WANTED = ("convert_hf_to_gguf.py", "conversion/", "gguf-py/")
+
+
+def main() -> int:
+    wanted_version = version("llama-cpp-python")
+    stamp = TARGET / "VERSION"
+    if stamp.is_file() and stamp.read_text().strip() == wanted_version:
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:", "-d", tmp,
+             f"llama-cpp-python=={wanted_version}"],
+            check=True,
+        )  # fmt: skip
+        sdist = next(Path(tmp).glob("llama_cpp_python-*.tar.gz"))
+        staging = Path(tmp) / "tree"
+        with tarfile.open(sdist) as archive:
+            root = f"llama_cpp_python-{wanted_version}/vendor/llama.cpp/"
+            members = [m for m in archive.getmembers() if m.name.startswith(root) and is_wanted(m.name[len(root):])]
+            for member in members:
+                member.name = member.name[len(root) :]
+            archive.extractall(staging, members=members, filter="data")
+        (staging / "VERSION").write_text(wanted_version + "\n")
+        if TARGET.exists():
+            shutil.rmtree(TARGET)
+        TARGET.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(staging, TARGET)
+    print(f"llama.cpp converter {wanted_version} in {TARGET}")
+    return 0
+
+
+def is_wanted(relative: str) -> bool:
+    return any(relative == w or (w.endswith("/") and relative.startswith(w)) for w in WANTED)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
