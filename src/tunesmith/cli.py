@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import signal
 import sys
 import traceback
@@ -132,7 +133,7 @@ def generate(
     run_dir: Path = typer.Argument(..., help="A run directory written by `tunesmith train`."),
     prompt: str = typer.Option(..., "--prompt", "-p", help="The user message."),
     system: str | None = typer.Option(None, help="System message (default: the one used in training)."),
-    max_new_tokens: int = typer.Option(256, help="Generation budget."),
+    max_new_tokens: int = typer.Option(256, min=1, help="Generation budget."),
 ) -> None:
     """Answer one prompt with the tuned model, using the training chat template."""
     from .chat import Session
@@ -145,10 +146,11 @@ def generate(
 def chat(
     run_dir: Path = typer.Argument(..., help="A run directory written by `tunesmith train`."),
     system: str | None = typer.Option(None, help="System message (default: the one used in training)."),
-    max_new_tokens: int = typer.Option(256, help="Generation budget per reply."),
+    max_new_tokens: int = typer.Option(256, min=1, help="Generation budget per reply."),
 ) -> None:
     """Talk to the tuned model interactively (empty line or Ctrl-D to leave)."""
     from .chat import Session
+    from .errors import ConfigError
     from .render import console
 
     session = Session.open(run_dir, system=system, max_new_tokens=max_new_tokens)
@@ -158,6 +160,8 @@ def chat(
             line = input("you> ").strip()
         except EOFError:
             break
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"stdin: byte {err.start}: not UTF-8 text; type (or pipe) UTF-8") from None
         if not line:
             break
         print(f"model> {session.reply(line, keep_history=True)}")
@@ -259,7 +263,33 @@ def audit_settings(task, max_length, columns, near_threshold, slice_by, slice_te
         raise ConfigError(f"--task: unknown task {task!r}; expected one of {', '.join(TASKS)}, auto")
     if slice_terms is not None and slice_terms not in TERM_LISTS:
         raise ConfigError(f"--slice-terms: unknown term list {slice_terms!r}; expected one of {', '.join(TERM_LISTS)}")
+    check_share("--near-threshold", near_threshold, low_open=True)
+    check_share("--slice-threshold", slice_threshold, low_open=True)
+    if max_length < 8:
+        raise ConfigError(f"--max-length: {max_length}: must be at least 8 tokens")
     return AuditSettings(task, mapping, max_length, near_threshold, 2, slice_by, slice_terms, slice_threshold)
+
+
+def check_share(option: str, value: float, low_open: bool = False, high_open: bool = False) -> None:
+    """A share in [0, 1] (an end excluded when open); NaN is not a share (click's FloatRange lets it through)."""
+    from .errors import ConfigError
+
+    low_ok = value > 0 if low_open else value >= 0
+    high_ok = value < 1 if high_open else value <= 1
+    if not (math.isfinite(value) and low_ok and high_ok):
+        interval = f"{'(' if low_open else '['}0, 1{')' if high_open else ']'}"
+        raise ConfigError(f"{option}: {value}: must be a share in {interval}")
+
+
+def check_outputs_spare_inputs(out_dir: Path, inputs: list[Path]) -> None:
+    from .errors import RefusedOverwrite
+    from .files import real_path
+    from .layout import DATA_REPORT_JSON, DATA_REPORT_MD
+
+    for name in (DATA_REPORT_JSON, DATA_REPORT_MD):
+        target = real_path(out_dir / name)
+        if any(target == real_path(path) for path in inputs):
+            raise RefusedOverwrite(f"{out_dir / name}: is an input; the report would replace it: choose another --out")
 
 
 def tokenizer_for(base: str | None):
@@ -302,6 +332,7 @@ def data_check(
 
         with console.status(f"timing a training step of full, head and LoRA on {base} (about a minute on a CPU)"):
             audit.report.epoch_estimates = estimate_epoch_time(base, audit.report.tokens, audit.train)
+    check_outputs_spare_inputs(out_dir, [*files, *eval_files, *against])
     written = write_report(audit.report, out_dir)
     if redact:
         from .data.prepare import write_redacted_copies
@@ -337,6 +368,7 @@ def data_prepare(
     from .render_data import print_prepared
 
     audit = audit_settings(task, 512, column, near_threshold, None, None, 0.25)
+    check_share("--eval-fraction", eval_fraction, high_open=True)
     settings = PrepareSettings(eval_fraction, seed, drop_invalid, not keep_near_duplicates, redact)
     print_prepared(prepare_dataset(files, out, eval_files, settings, audit))
 
@@ -437,9 +469,16 @@ def main() -> None:
         sys.exit(done.exit_code)
     except (KeyboardInterrupt, typer.Abort):
         code = 130
+    except OSError as err:  # the environment, not a bug: a path that cannot be written, a full disk
+        where = f"{err.filename}: " if err.filename else ""
+        console.print(f"[red]error:[/] {where}{err.strerror or err}", highlight=False)
+        sys.exit(2)
     except Exception as err:  # usage errors arrive here in standalone_mode=False
         if isinstance(err, usage_errors()) and hasattr(err, "show"):
             err.show()
+            sys.exit(2)
+        if out_of_memory(err):
+            console.print(f"[red]error:[/] out of memory: {str(err).splitlines()[0]}; lower the sizes in the config")
             sys.exit(2)
         traceback.print_exc()
         console.print("[red]internal error[/]: a bug in tunesmith; please report it with the traceback above")
@@ -448,6 +487,11 @@ def main() -> None:
     if code == 130:
         console.print("[yellow]interrupted[/]")
     sys.exit(code)
+
+
+def out_of_memory(err: Exception) -> bool:
+    text = str(err)
+    return isinstance(err, MemoryError) or "can't allocate memory" in text or "out of memory" in text.lower()
 
 
 def raise_terminated(signum, frame) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -22,7 +23,7 @@ class Settings(BaseModel):
 class LoraSettings(Settings):
     """The peft LoraConfig knobs."""
 
-    r: int = Field(16, ge=1, description="LoRA rank: size of the low-rank update.")
+    r: int = Field(16, ge=1, le=8192, description="LoRA rank: size of the low-rank update.")
     lora_alpha: float = Field(32, gt=0, description="Scale of the update is lora_alpha / r.")
     target_modules: list[str] | str = Field(
         "all-linear", description="Module names to adapt, or 'all-linear' (every linear layer but the output)."
@@ -185,6 +186,12 @@ class LrRangeSettings(Settings):
     smoothing: float = Field(0.9, ge=0, lt=1, description="EMA factor of the loss curve (bias-corrected).")
     diverge_factor: float = Field(4.0, gt=1, description="Stop once the smoothed loss exceeds this times its minimum.")
 
+    @model_validator(mode="after")
+    def _rising(self) -> LrRangeSettings:
+        if self.min_lr >= self.max_lr:
+            raise ValueError(f"min_lr ({self.min_lr:g}) must be below max_lr ({self.max_lr:g}): the rate rises")
+        return self
+
 
 class TuneSettings(Settings):
     """Hyper-parameter search (`tunesmith tune search`): an optuna study over the settings in `space`."""
@@ -309,6 +316,16 @@ class NoAliasLoader(yaml.SafeLoader):
             raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed here", mark)
         return super().compose_node(parent, index)
 
+    def construct_mapping(self, node, deep=False):
+        """A key given twice is an error, not the second silently replacing the first (a whole section, even)."""
+        seen = set()
+        for key_node, _ in node.value:
+            key = key_node.value
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
 
 def parse_yaml(text: str, source: Path | str):
     """YAML text -> Python values, aliases refused; a syntax error names source:line."""
@@ -383,7 +400,7 @@ def resolve_data_paths(raw: dict[str, Any], root: Path) -> None:
     for name in DATA_PATHS:
         value = data.get(name)
         if isinstance(value, str | Path) and str(value) and not Path(value).is_absolute():
-            data[name] = str((root / value).resolve())
+            data[name] = os.path.abspath(root / value)  # links kept as typed; never raises on a loop
 
 
 def yaml_line(text: str, loc: tuple[Any, ...]) -> int | None:

@@ -28,6 +28,11 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def real_path(path: Path | str) -> Path:
+    """The path with every link followed; never raises (Path.resolve does on a symlink loop)."""
+    return Path(os.path.realpath(path))
+
+
 def open_regular_file(path: Path | str, max_bytes: int):
     """A binary handle on `path`, refused unless it is a regular file of at most `max_bytes` (a FIFO would block
     for ever, /dev/zero never ends, a directory is no data). O_NONBLOCK so opening a FIFO cannot hang."""

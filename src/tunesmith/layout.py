@@ -23,6 +23,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .errors import ConfigError
+
 RUN_CONFIG = "run.yaml"
 METRICS = "metrics.jsonl"
 CHECKPOINTS = "checkpoints"
@@ -67,9 +69,15 @@ def checkpoint_dirs(run_dir: Path) -> list[Path]:
 
 
 def read_json(path: Path, default=None):
-    """A small JSON file of the run, or `default` when it is not there (yet)."""
+    """A small JSON file of the run, or `default` when it is not there (yet); a damaged one is a one-line error."""
     path = Path(path)
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else default
+    if not path.is_file():
+        return default
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        reason = str(err).splitlines()[0][:80]
+        raise ConfigError(f"{path}: damaged (not JSON: {reason}); re-run the command that wrote it") from None
 
 
 def read_jsonl(path: Path) -> list[dict]:

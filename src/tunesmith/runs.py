@@ -19,7 +19,7 @@ from .base.load import classifier_kwargs
 from .config import RunConfig, read_yaml_file, validate_config
 from .errors import ConfigError, CorruptArtefact
 from .files import verify_directory
-from .layout import ADAPTER, ADAPTER_CONFIG, HF_CONFIG, MODEL, RUN_CONFIG, read_labels
+from .layout import ADAPTER, ADAPTER_CONFIG, HF_CONFIG, MODEL, RUN_CONFIG, read_json, read_labels
 from .strategies.lora import without_peft_deprecation_warning
 
 
@@ -45,6 +45,8 @@ def verify_artefact(directory: Path) -> None:
     problem = verify_directory(directory)
     if problem:
         raise CorruptArtefact(f"{problem}; the exported artefact is damaged: export it again (re-run or resume)")
+    for path in sorted(directory.glob("*.json")):
+        read_json(path)  # a damaged config names its file
     for path in sorted(directory.glob("*.safetensors")):
         with safe_open(path, framework="pt") as handle:
             for name in handle.keys():

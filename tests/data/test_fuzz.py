@@ -1,4 +1,5 @@
-"""Fuzzing the readers with malformed files: no uncaught exception, and every problem names its file and line."""
+"""Fuzzing the readers with malformed files: no uncaught exception, every problem names its file and line, and
+`data check` (read_records) and `train` / `eval` (read_examples) give the same verdict on every file."""
 
 import json
 import tempfile
@@ -82,8 +83,36 @@ def test_malformed_files_never_raise_and_every_problem_has_file_and_line(generat
         check_problems(read.problems, path.name, n_lines)
         assert len(read.records) + len(read.problems) >= 1  # an empty file is a problem too
         audit_dataset([path])  # the whole audit, not only the reader, survives whatever was read
-        if suffix == "jsonl":
-            try:
-                read_examples(path)
-            except DataError as err:
-                check_problems(err.problems, path.name, n_lines)
+        assert train_verdict(path, n_lines) == check_verdict(path)
+
+
+def check_verdict(path: Path) -> bool:
+    """What `data check --task sft` says: valid when every row is a chat record."""
+    read = read_records([path], task="sft")
+    return not read.problems and bool(read.records)
+
+
+def train_verdict(path: Path, n_lines: int) -> bool:
+    """What `train` and `eval` say (read_examples), checking that every problem names the file and a line."""
+    try:
+        read_examples(path)
+    except DataError as err:
+        check_problems(err.problems, path.name, n_lines)
+        return False
+    return True
+
+
+texts = st.text(max_size=12) | st.just("") | st.just(" ")
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(texts, texts), min_size=0, max_size=6))
+def test_parquet_chat_files_get_the_same_verdict_from_check_and_train(rows):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "train.parquet"
+        table = pa.table({"prompt": [p for p, _ in rows], "completion": [c for _, c in rows]})
+        pq.write_table(table, path)
+        assert train_verdict(path, len(rows) + 1) == check_verdict(path)

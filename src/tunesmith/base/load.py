@@ -59,9 +59,9 @@ def locate_base(spec: str) -> Location:
     path = Path(spec).expanduser()
     if path.exists():
         if path.is_file() and path.suffix == ".gguf":
-            return Location("gguf", str(path.resolve()))
+            return Location("gguf", os.path.realpath(path))
         if path.is_dir():
-            return Location("dir", str(path.resolve()))
+            return Location("dir", os.path.realpath(path))
         raise ModelLoadError(f"{spec}: expected a Hugging Face model directory or a .gguf file")
     if spec.endswith(".gguf") or spec.startswith((".", "/", "~")) or os.sep + os.sep in spec:
         raise ModelLoadError(f"{spec}: no such file or directory")

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import DataError, DataProblem, RefusedOverwrite
-from ..files import atomic_write_text, check_replaceable, write_directory
+from ..files import atomic_write_text, check_replaceable, real_path, write_directory
 from ..layout import DATA_REPORT_JSON, DATA_REPORT_MD, PREPARE_SUMMARY, PREPARE_WRITER
 from .audit import Audit, AuditSettings, audit_dataset
 from .pii import redact
@@ -72,9 +72,9 @@ def prepare_dataset(
 def check_output_spares_inputs(out_dir: Path, inputs: Sequence[Path | str]) -> None:
     """The output folder is replaced as a whole: refuse one that holds (or is) an input, before any work."""
     check_replaceable(out_dir, PREPARE_WRITER)
-    out = out_dir.resolve()
+    out = real_path(out_dir)
     for path in map(Path, inputs):
-        if out == path.resolve() or out in path.resolve().parents:
+        if out == real_path(path) or out in real_path(path).parents:
             raise RefusedOverwrite(f"{out_dir}: holds the input {path}; --out must be a new folder")
 
 

@@ -143,6 +143,8 @@ def csv_rows(text: str, name: str) -> RowsRead:
                 if len(values) != len(header):
                     message = f"expected {len(header)} columns, got {len(values)}"
                     result.problems.append(DataProblem(name, start, "", message))
+                elif any("\x00" in v for v in values):
+                    result.problems.append(DataProblem(name, start, "", "a NUL byte (\\x00) in the row"))
                 else:
                     result.rows.append(Row(name, start, dict(zip(header, values, strict=True))))
             start = reader.line_num + 1

@@ -62,7 +62,8 @@ def read_task_records(path: Path, task: str, settings: DataSettings, invalid: li
 
 def load_training_data(settings: DataSettings, tokenizer, seed: int, task: str = "sft") -> TrainingData:
     data = encoded_training_data(settings, tokenizer, seed, task)
-    data.warnings = data_warnings(data.train_examples, data.held_out_examples)
+    eval_name = Path(settings.eval).name if settings.eval else "the held-out split"
+    data.warnings = data_warnings(data.train_examples, data.held_out_examples, eval_name)
     return data
 
 

@@ -17,7 +17,7 @@ def content_of(item) -> str:
     return item.content
 
 
-def data_warnings(train: Sequence, held_out: Sequence) -> list[str]:
+def data_warnings(train: Sequence, held_out: Sequence, eval_name: str = "eval") -> list[str]:
     prints = [fingerprint(content_of(item)) for item in train]
     seen = set(prints)
     warnings = []
@@ -25,8 +25,8 @@ def data_warnings(train: Sequence, held_out: Sequence) -> list[str]:
         warnings.append(f"{duplicates} training examples repeat an earlier one (tunesmith data prepare drops them)")
     if leaked := sum(fingerprint(content_of(item)) in seen for item in held_out):
         warnings.append(
-            f"{leaked} of {len(held_out)} eval examples also appear in training: the eval loss will look better "
-            "than it is"
+            f"{leaked} of {len(held_out)} examples of {eval_name} also appear in training (leaked): the eval loss "
+            "will look better than it is"
         )
     if personal := sum(bool(find_pii(content_of(item))) for item in train):
         warnings.append(f"{personal} training examples hold personal data (e-mail, phone, card, IBAN, IP, API key)")
