@@ -35,7 +35,7 @@ def main() -> int:
         staging = Path(tmp) / "tree"
         with tarfile.open(sdist) as archive:
             root = f"llama_cpp_python-{wanted_version}/vendor/llama.cpp/"
-            members = [m for m in archive.getmembers() if m.name.startswith(root) and is_wanted(m.name[len(root):])]
+            members = [m for m in archive.getmembers() if m.name.startswith(root) and is_wanted(m.name[len(root) :])]
             for member in members:
                 member.name = member.name[len(root) :]
             archive.extractall(staging, members=members, filter="data")
