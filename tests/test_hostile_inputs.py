@@ -1122,3 +1122,18 @@ class TestSignals:
             "eval", run, "--data", lora_run.parent.parent / "train.jsonl", cwd=tmp_path, signum=signal.SIGINT, after=1.5
         )
         assert_contract(result, 130, before=before, after=snapshot(tmp_path))
+
+    @pytest.mark.parametrize("after", [0.2, 2.5], ids=["loading", "training"])
+    def test_train_interrupted_anywhere_exits_130_and_the_next_run_works(self, tmp_path, tiny_model_dir, after):
+        write_jsonl(tmp_path / "train.jsonl", VARIED_CHATS * 8)
+        extra = "train: {max_steps: 20, batch_size: 2, precision: fp32, warmup_steps: 0, save_every: 5}\n"
+        config = write_config(tmp_path / "run.yaml", tiny_model_dir, extra="")
+        config.write_text(config.read_text().replace(config.read_text().splitlines()[-1], extra.strip()))
+        before = snapshot(tmp_path, skip=("runs",))
+        result = interrupt("train", "run.yaml", cwd=tmp_path, signum=signal.SIGINT, after=after)
+        assert_contract(result, 130, before=before, after=snapshot(tmp_path, skip=("runs",)))
+        leftovers = [p.name for p in tmp_path.rglob(".*") if ".tmp" in p.name or ".partial" in p.name]
+        assert not leftovers, f"half-written files left behind: {leftovers}"
+        again = run_cli("train", "run.yaml", cwd=tmp_path, timeout=120)
+        assert again.returncode == 0, again.last_line()
+        assert (tmp_path / "runs" / "hostile" / "adapter" / "MANIFEST.json").is_file()
