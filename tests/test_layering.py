@@ -17,6 +17,7 @@ LAYERS = [
     {"evaluate"},  # 05 evaluation
     {"tune"},  # 03 hyper-tuning (trains and scores trials)
     {"export"},  # 06 shipping: merged, GGUF, Ollama, vLLM, each verified
+    {"serve"},  # 06 shipping, served: llama-server or vLLM behind the OpenAI API
     {
         "finetune",
         "compare",

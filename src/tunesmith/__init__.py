@@ -33,6 +33,8 @@ _EXPORTS = {
     "train": "finetune",
     "ExportOptions": "export.options",
     "export_run": "export.run",
+    "ServeOptions": "serve.run",
+    "serve_run": "serve.run",
     "tune_lr": "tune.lr_range",
     "tune_search": "tune.search",
 }

@@ -240,6 +240,30 @@ def export(
         raise TunesmithError(f"export: verification found {len(result.verdicts)} problem(s) (--strict)")
 
 
+@app.command("serve")
+def serve(
+    run_dir: Path = typer.Argument(..., help="A finished run directory."),
+    port: int = typer.Option(8000, min=1, max=65535, help="TCP port."),
+    host: str = typer.Option("127.0.0.1", help="Address to bind; anything but loopback needs --api-key."),
+    parallel: int = typer.Option(4, min=1, max=256, help="Requests answered at once (llama-server slots)."),
+    api_key: str | None = typer.Option(None, help="Clients must send it as the bearer token (or TUNESMITH_API_KEY)."),
+    engine: str = typer.Option("llamacpp", help="llamacpp (llama-server, any machine) or vllm (CUDA)."),
+    quant: str = typer.Option("q8_0", help="The GGUF type served (exported once if the run has none)."),
+    max_tokens: int = typer.Option(1024, min=1, help="The most tokens one request may generate."),
+) -> None:
+    """Serve the tuned model behind an OpenAI-compatible API until Ctrl-C."""
+    from .render import EventRenderer
+    from .render_serve import print_serving
+    from .serve.run import ServeOptions, serve_run
+
+    options = ServeOptions(host, port, parallel, api_key, engine, quant, max_tokens=max_tokens)
+    with EventRenderer() as renderer:
+        handle = serve_run(run_dir, options, on_event=renderer)
+    with handle:
+        print_serving(handle)
+        handle.process.wait()
+
+
 def split_list(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 

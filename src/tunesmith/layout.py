@@ -43,6 +43,9 @@ SEARCH_BEST, SEARCH_HISTORY_PLOT, SEARCH_IMPORTANCE_PLOT = "best.yaml", "history
 EXPORT_DIR, MERGED_DIR = "export", "merged"
 EXPORT_JSON, EXPORT_MD, MODELFILE, VLLM_DIR, VLLM_COMMAND = "export.json", "EXPORT.md", "Modelfile", "vllm", "serve.sh"
 
+# `tunesmith serve`: the GGUF it exported for itself (when no export has that type) and the engine's log.
+SERVE_DIR, SERVE_LOG = "serve", "serve.log"
+
 # Inside a checkpoint (checkpoints/step-N/).
 CHECKPOINT_ARTEFACT = "artefact"  # the checkpoint's copy of what the run exports
 TRAINER_STATE = "trainer_state.json"

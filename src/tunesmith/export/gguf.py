@@ -58,12 +58,20 @@ def quantize(source: Path, out_path: Path, quant: str, threads: int | None = Non
     params.nthread = threads or os.cpu_count() or 1
     partial = out_path.with_name(f".{out_path.name}.partial-{os.getpid()}")
     try:
-        if llama_cpp.llama_model_quantize(str(source).encode(), str(partial).encode(), params) != 0:
+        with quiet_native_output():  # llama.cpp logs every tensor to stderr
+            failed = llama_cpp.llama_model_quantize(str(source).encode(), str(partial).encode(), params) != 0
+        if failed:
             raise TunesmithError(f"{source}: llama.cpp could not quantize it to {quant}")
         os.replace(partial, out_path)
     finally:
         partial.unlink(missing_ok=True)
     return out_path
+
+
+def quiet_native_output():
+    from llama_cpp._utils import suppress_stdout_stderr  # the library's own fd-level redirect
+
+    return suppress_stdout_stderr(disable=False)
 
 
 def gguf_name(quant: str) -> str:

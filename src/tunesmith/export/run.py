@@ -10,7 +10,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from ..base.precision import run_dtype
+import torch
+
 from ..data.encode import encode_prompt
 from ..data.formats import read_examples
 from ..errors import ConfigError
@@ -93,14 +94,16 @@ def build(run_dir: Path, config, options: ExportOptions, place: Place, result: E
     staging = place.staging
     emit(Phase("merging the adapter into the base (fp32)"))
     model, tokenizer, _ = merge_run(run_dir)
+    ggufs = {}
+    if set(options.to) & {"gguf", "ollama"}:  # converted from the fp32 merge, not from its 16-bit copy
+        full_precision = save_merged(model, tokenizer, staging / ".merged-fp32", "fp32")
+        ggufs = build_gguf(full_precision, staging, options, emit)
+        shutil.rmtree(full_precision)
+        result.artefacts += [Artefact("gguf", p, q, run=f"llama-server -m {p.name}") for q, p in ggufs.items()]
     merged = save_merged(model, tokenizer, staging / MERGED_DIR, options.merged_dtype)
     del model
     loads = f"transformers: from_pretrained('{place.final / MERGED_DIR}')"
-    result.artefacts.append(Artefact("merged", merged, options.merged_dtype, run=loads))
-    ggufs = {}
-    if set(options.to) & {"gguf", "ollama"}:
-        ggufs = build_gguf(merged, staging, options, emit)
-        result.artefacts += [Artefact("gguf", p, q, run=f"llama-server -m {p.name}") for q, p in ggufs.items()]
+    result.artefacts.insert(0, Artefact("merged", merged, options.merged_dtype, run=loads))
     if "vllm" in options.to:
         result.artefacts.append(vllm_layout(run_dir, config, place))
     system = read_default_system(run_dir) or ollama.injected_system(tokenizer)
@@ -226,7 +229,7 @@ def pytorch_answers(run_dir, config, tokenizer, prompts: Prompts, max_tokens: in
     if not prompts.conversations:
         return []
     emit(Phase(f"the run's model answers {len(prompts.conversations)} prompts (PyTorch)", len(prompts.conversations)))
-    tuned = load_tuned(run_dir, dtype=run_dtype(config))
+    tuned = load_tuned(run_dir, dtype=torch.float32)  # the trained weights, computed exactly
     return generate(tuned.model, tuned.tokenizer, prompts.conversations, max_tokens, config.eval.batch_size,
                     lambda n: emit(Progress(n)))  # fmt: skip
 
