@@ -7,6 +7,7 @@ tokens and takes any model name; here those are clear 4xx answers, and the engin
   404 a model name other than the one served
   413 a body over MAX_BODY bytes
   429 more requests in flight than the limit (the engine queues up to that many)
+  503 the engine is not up yet (while it loads) or any more
   504 the engine did not answer within the timeout
 """
 
@@ -127,6 +128,8 @@ def make_handler(upstream: tuple[str, int], limits: Limits, slots: threading.Bou
                 self.refuse(RequestRefused(504, f"the engine did not answer within {limits.timeout:.0f} s", "timeout"))
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client hung up mid-answer; the engine finishes or drops that request on its own
+            except ConnectionRefusedError:
+                self.refuse(RequestRefused(503, "the engine is not up (starting, or stopped)", "unavailable"))
             finally:
                 connection.close()
                 self.close_connection = True
