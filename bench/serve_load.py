@@ -4,8 +4,11 @@ N concurrent clients (the official openai client) send the run's held-out prompt
 --max-requests in all); the same prompts are then answered one at a time by the run's model in PyTorch, as
 `tunesmith generate` answers them. Prints requests/s, output tokens/s, p50/p99 latency, errors and the server's
 resident memory over the run, and the throughput ratio; writes bench/results/serve-<timestamp>.json.
+With --agreement, it instead answers every held-out prompt once through the API (greedy) and compares the answers
+with the run's model in PyTorch (fp32, export's reference): identical answers and token agreement.
 
     python bench/serve_load.py runs/ner-finance-lora --clients 8 --seconds 60
+    python bench/serve_load.py runs/ner-finance-lora --agreement --quant f16
 """
 
 from __future__ import annotations
@@ -96,6 +99,28 @@ def one_at_a_time(run_dir: Path, prompts, count: int, max_tokens: int) -> dict:
             "output_tokens_per_s": produced / elapsed}  # fmt: skip
 
 
+def agreement(handle, run_dir: Path, prompts, max_tokens: int) -> dict:
+    import torch
+
+    from tunesmith.evaluate.generate import Generation
+    from tunesmith.export.verify import agreement as compare
+
+    client = OpenAI(base_url=handle.url, api_key="none", max_retries=0, timeout=120)
+    served = []
+    for messages in prompts:
+        answer = client.chat.completions.create(
+            model=handle.model, messages=messages, temperature=0, max_tokens=max_tokens
+        )
+        choice = answer.choices[0]
+        served.append(Generation(choice.message.content or "", choice.finish_reason == "stop", 0))
+    tuned = load_tuned(run_dir, dtype=torch.float32)
+    reference = generate(tuned.model, tuned.tokenizer, prompts, max_tokens, batch_size=16)
+    identical, tokens = compare(served, reference, tuned.tokenizer)
+    return {"prompts": len(prompts), "identical_answers": identical, "token_agreement": tokens,
+            "stopped_served": sum(g.stopped for g in served) / len(served),
+            "stopped_pytorch": sum(g.stopped for g in reference) / len(reference)}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", type=Path)
@@ -105,16 +130,22 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=8)
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--pytorch-prompts", type=int, default=20)
+    parser.add_argument("--quant", default="q8_0")
+    parser.add_argument("--agreement", action="store_true", help="compare served answers with PyTorch's instead")
     args = parser.parse_args()
     config = read_run_config(args.run_dir)
     prompts = held_out_prompts(config, 100).conversations
-    options = ServeOptions(port=free_port(), parallel=args.parallel, max_tokens=args.max_tokens)
+    options = ServeOptions(port=free_port(), parallel=args.parallel, max_tokens=args.max_tokens, quant=args.quant)
     with serve_run(args.run_dir, options) as handle:
-        served = load(handle, prompts, args.clients, args.seconds, args.max_requests, args.max_tokens)
-    alone = one_at_a_time(args.run_dir, prompts, args.pytorch_prompts, args.max_tokens)
-    result = {"served": served, "pytorch_one_at_a_time": alone,
-              "throughput_ratio": served["output_tokens_per_s"] / alone["output_tokens_per_s"],
-              "requests_ratio": served["requests_per_s"] / alone["requests_per_s"]}  # fmt: skip
+        if args.agreement:
+            result = {"quant": args.quant, "agreement": agreement(handle, args.run_dir, prompts, args.max_tokens)}
+        else:
+            served = load(handle, prompts, args.clients, args.seconds, args.max_requests, args.max_tokens)
+    if not args.agreement:
+        alone = one_at_a_time(args.run_dir, prompts, args.pytorch_prompts, args.max_tokens)
+        result = {"quant": args.quant, "served": served, "pytorch_one_at_a_time": alone,
+                  "throughput_ratio": served["output_tokens_per_s"] / alone["output_tokens_per_s"],
+                  "requests_ratio": served["requests_per_s"] / alone["requests_per_s"]}  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     (RESULTS / f"serve-{stamp}.json").write_text(json.dumps(result, indent=1))

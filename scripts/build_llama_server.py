@@ -15,10 +15,10 @@ import os
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
-from importlib.metadata import version
 from pathlib import Path
+
+from llama_cpp_sources import extract_vendored_tree, installed_version
 
 SHARE = Path(sys.prefix) / "share" / "tunesmith"
 BINARY = SHARE / "bin" / "llama-server"
@@ -44,7 +44,7 @@ def install(source: Path, wanted: str) -> None:
 
 
 def main() -> int:
-    wanted = version("llama-cpp-python")
+    wanted = installed_version()
     stamp = SHARE / "bin" / "llama-server.version"
     if BINARY.is_file() and stamp.is_file() and stamp.read_text().strip() == wanted:
         return 0
@@ -54,17 +54,7 @@ def main() -> int:
         print(f"llama-server {wanted} from {cached}")
         return 0
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:", "-d", tmp,
-             f"llama-cpp-python=={wanted}"],
-            check=True,
-        )  # fmt: skip
-        sdist = next(Path(tmp).glob("llama_cpp_python-*.tar.gz"))
-        root = f"llama_cpp_python-{wanted}/vendor/llama.cpp/"
-        with tarfile.open(sdist) as archive:
-            members = [m for m in archive.getmembers() if m.name.startswith(root)]
-            archive.extractall(tmp, members=members, filter="data")
-        source, build = Path(tmp) / root, Path(tmp) / "build"
+        source, build = extract_vendored_tree(Path(tmp)), Path(tmp) / "build"
         generator = ["-G", "Ninja"] if shutil.which("ninja") else []
         subprocess.run(["cmake", "-S", str(source), "-B", str(build), *generator, *CMAKE_FLAGS], check=True)
         jobs = str(os.cpu_count() or 2)

@@ -9,36 +9,23 @@ incompatible version (LazyChunkedTensor missing): the converter runs with its ow
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
-import tarfile
 import tempfile
-from importlib.metadata import version
 from pathlib import Path
+
+from llama_cpp_sources import extract_vendored_tree, installed_version
 
 TARGET = Path(sys.prefix) / "share" / "tunesmith" / "llama.cpp"
 WANTED = ("convert_hf_to_gguf.py", "conversion/", "gguf-py/")
 
 
 def main() -> int:
-    wanted_version = version("llama-cpp-python")
+    wanted_version = installed_version()
     stamp = TARGET / "VERSION"
     if stamp.is_file() and stamp.read_text().strip() == wanted_version:
         return 0
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:", "-d", tmp,
-             f"llama-cpp-python=={wanted_version}"],
-            check=True,
-        )  # fmt: skip
-        sdist = next(Path(tmp).glob("llama_cpp_python-*.tar.gz"))
-        staging = Path(tmp) / "tree"
-        with tarfile.open(sdist) as archive:
-            root = f"llama_cpp_python-{wanted_version}/vendor/llama.cpp/"
-            members = [m for m in archive.getmembers() if m.name.startswith(root) and is_wanted(m.name[len(root) :])]
-            for member in members:
-                member.name = member.name[len(root) :]
-            archive.extractall(staging, members=members, filter="data")
+        staging = extract_vendored_tree(Path(tmp), is_wanted)
         (staging / "VERSION").write_text(wanted_version + "\n")
         if TARGET.exists():
             shutil.rmtree(TARGET)

@@ -9,7 +9,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "tunesmith"
 
 # Lower layers never import higher ones. Within a layer, modules may import each other.
 LAYERS = [
-    {"errors", "files", "config", "layout", "events"},  # the shared facts: no stage
+    {"errors", "files", "config", "layout", "events", "lazy"},  # the shared facts: no stage
     {"base"},  # 01 base selection
     {"data"},  # 02 data curation
     {"strategies", "runs"},  # how a model is adapted, saved and loaded back

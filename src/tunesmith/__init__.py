@@ -4,7 +4,7 @@ The Python API mirrors the CLI: each workflow stage is a function with typed inp
 Names are imported on first use, so `tunesmith --help` does not pay for torch and transformers.
 """
 
-from importlib import import_module
+from .lazy import lazy_exports
 
 _EXPORTS = {
     "load_base": "base",
@@ -40,8 +40,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'tunesmith' has no attribute {name!r}")
-    return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

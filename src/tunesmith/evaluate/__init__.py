@@ -5,7 +5,7 @@ Names are imported on first use, as in tunesmith/__init__.py: the CLI reads Eval
 tunesmith.evaluate.generate.generate: here `generate` is the submodule.)
 """
 
-from importlib import import_module
+from ..lazy import lazy_exports
 
 _EXPORTS = {
     "Generation": "generate",
@@ -14,8 +14,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'tunesmith.evaluate' has no attribute {name!r}")
-    return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
