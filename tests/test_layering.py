@@ -28,6 +28,7 @@ LAYERS = [
         "render_data",
         "render_tune",
         "render_export",
+        "render_serve",
         "cli",
         "__main__",
     },

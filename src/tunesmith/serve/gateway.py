@@ -77,78 +77,82 @@ def authorised(header: str | None, api_key: str | None) -> bool:
     return header is not None and hmac.compare_digest(header.encode(), f"Bearer {api_key}".encode())
 
 
-def make_handler(upstream: tuple[str, int], limits: Limits, slots: threading.BoundedSemaphore):
-    class Gateway(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+class Gateway(BaseHTTPRequestHandler):
+    """Checks a request, then relays it to the engine and its answer back (start_gateway binds the class
+    attributes)."""
 
-        def log_message(self, *args) -> None:  # the engine's log is the record; no line per request here
-            pass
+    protocol_version = "HTTP/1.1"
+    upstream: tuple[str, int]
+    limits: Limits
+    slots: threading.BoundedSemaphore
 
-        def do_GET(self) -> None:
-            if self.path != "/health" and not authorised(self.headers.get("Authorization"), limits.api_key):
-                return self.refuse(RequestRefused(401, "missing or wrong API key", "authentication_error"))
-            self.forward(b"")
+    def log_message(self, *args) -> None:  # the engine's log is the record; no line per request here
+        pass
 
-        def do_POST(self) -> None:
-            try:
-                if not authorised(self.headers.get("Authorization"), limits.api_key):
-                    raise RequestRefused(401, "missing or wrong API key", "authentication_error")
-                length = int(self.headers.get("Content-Length") or 0)
-                if length > MAX_BODY:
-                    raise RequestRefused(413, f"the request body is {length:,} bytes; the limit is {MAX_BODY:,}")
-                body = self.rfile.read(length)
-                if self.path in GENERATING:
-                    check_request(self.path, body, limits)
-            except RequestRefused as refused:
-                return self.refuse(refused)
-            except ValueError:
-                return self.refuse(RequestRefused(400, "Content-Length is not a number"))
-            if not slots.acquire(blocking=False):
-                return self.refuse(RequestRefused(429, f"{limits.in_flight} requests already in flight; retry later",
-                                                  "rate_limit_exceeded"))  # fmt: skip
-            try:
-                self.forward(body)
-            finally:
-                slots.release()
+    def do_GET(self) -> None:
+        if self.path != "/health" and not authorised(self.headers.get("Authorization"), self.limits.api_key):
+            return self.refuse(RequestRefused(401, "missing or wrong API key", "authentication_error"))
+        self.forward(b"")
 
-        def forward(self, body: bytes) -> None:
-            connection = http.client.HTTPConnection(*upstream, timeout=limits.timeout)
-            headers = {k: self.headers[k] for k in PASSED_HEADERS if self.headers.get(k)}
-            try:
-                connection.request(self.command, self.path, body=body or None, headers=headers)
-                answer = connection.getresponse()
-                self.send_response(answer.status)
-                self.send_header("Content-Type", answer.getheader("Content-Type", "application/json"))
-                self.send_header("Connection", "close")  # the answer ends when the stream does (SSE: no length)
-                self.end_headers()
-                while chunk := answer.read1(1 << 16):
-                    self.wfile.write(chunk)
-                    self.wfile.flush()
-            except TimeoutError:
-                self.refuse(RequestRefused(504, f"the engine did not answer within {limits.timeout:.0f} s", "timeout"))
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client hung up mid-answer; the engine finishes or drops that request on its own
-            except ConnectionRefusedError:
-                self.refuse(RequestRefused(503, "the engine is not up (starting, or stopped)", "unavailable"))
-            finally:
-                connection.close()
-                self.close_connection = True
+    def do_POST(self) -> None:
+        try:
+            if not authorised(self.headers.get("Authorization"), self.limits.api_key):
+                raise RequestRefused(401, "missing or wrong API key", "authentication_error")
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY:
+                raise RequestRefused(413, f"the request body is {length:,} bytes; the limit is {MAX_BODY:,}")
+            body = self.rfile.read(length)
+            if self.path in GENERATING:
+                check_request(self.path, body, self.limits)
+        except RequestRefused as refused:
+            return self.refuse(refused)
+        except ValueError:
+            return self.refuse(RequestRefused(400, "Content-Length is not a number"))
+        if not self.slots.acquire(blocking=False):
+            return self.refuse(RequestRefused(429, f"{self.limits.in_flight} requests already in flight; retry later",
+                                              "rate_limit_exceeded"))  # fmt: skip
+        try:
+            self.forward(body)
+        finally:
+            self.slots.release()
 
-        def refuse(self, refused: RequestRefused) -> None:
-            payload = json.dumps({"error": {"message": str(refused), "type": refused.kind, "code": refused.status}})
-            data = payload.encode()
-            self.send_response(refused.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
+    def forward(self, body: bytes) -> None:
+        connection = http.client.HTTPConnection(*self.upstream, timeout=self.limits.timeout)
+        headers = {k: self.headers[k] for k in PASSED_HEADERS if self.headers.get(k)}
+        try:
+            connection.request(self.command, self.path, body=body or None, headers=headers)
+            answer = connection.getresponse()
+            self.send_response(answer.status)
+            self.send_header("Content-Type", answer.getheader("Content-Type", "application/json"))
+            self.send_header("Connection", "close")  # the answer ends when the stream does (SSE: no length)
             self.end_headers()
-            self.wfile.write(data)
+            while chunk := answer.read1(1 << 16):
+                self.wfile.write(chunk)
+                self.wfile.flush()
+        except TimeoutError:
+            self.refuse(RequestRefused(504, f"the engine did not answer within {self.limits.timeout:.0f} s", "timeout"))
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client hung up mid-answer; the engine finishes or drops that request on its own
+        except ConnectionRefusedError:
+            self.refuse(RequestRefused(503, "the engine is not up (starting, or stopped)", "unavailable"))
+        finally:
+            connection.close()
+            self.close_connection = True
 
-    return Gateway
+    def refuse(self, refused: RequestRefused) -> None:
+        payload = json.dumps({"error": {"message": str(refused), "type": refused.kind, "code": refused.status}})
+        data = payload.encode()
+        self.send_response(refused.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
 
 def start_gateway(host: str, port: int, upstream: tuple[str, int], limits: Limits) -> ThreadingHTTPServer:
     slots = threading.BoundedSemaphore(limits.in_flight)
-    server = ThreadingHTTPServer((host, port), make_handler(upstream, limits, slots))
+    bound = type("BoundGateway", (Gateway,), {"upstream": upstream, "limits": limits, "slots": slots})
+    server = ThreadingHTTPServer((host, port), bound)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="tunesmith-gateway", daemon=True).start()
     return server
