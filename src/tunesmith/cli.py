@@ -237,7 +237,8 @@ def export(
         result = export_run(run_dir, options, on_event=renderer)
     print_export_result(result)
     if strict and result.failed:
-        raise TunesmithError(f"export: verification found {len(result.verdicts)} problem(s) (--strict)")
+        problems = sum(v["status"] != "ok" for v in result.verdicts)
+        raise TunesmithError(f"export: verification found {problems} problem(s) (--strict)")
 
 
 @app.command("serve")
@@ -252,6 +253,7 @@ def serve(
     max_tokens: int = typer.Option(1024, min=1, help="The most tokens one request may generate."),
 ) -> None:
     """Serve the tuned model behind an OpenAI-compatible API until Ctrl-C."""
+    from .errors import TunesmithError
     from .render import EventRenderer
     from .render_serve import print_serving
     from .serve.run import ServeOptions, serve_run
@@ -261,7 +263,8 @@ def serve(
         handle = serve_run(run_dir, options, on_event=renderer)
     with handle:
         print_serving(handle)
-        handle.process.wait()
+        code = handle.process.wait()
+    raise TunesmithError(f"the engine stopped (exit {code}); its log: {handle.log}")
 
 
 def split_list(text: str) -> tuple[str, ...]:

@@ -320,7 +320,7 @@ class NoAliasLoader(yaml.SafeLoader):
         """A key given twice is an error, not the second silently replacing the first (a whole section, even)."""
         seen = set()
         for key_node, _ in node.value:
-            key = key_node.value
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else id(key_node)
             if key in seen:
                 raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
             seen.add(key)

@@ -13,6 +13,7 @@ A run directory (output_dir/name) holds, as a run goes on:
     demo_results.json     `tunesmith demo`'s before/after scores
     compare/, tune/       `compare` and `tune` outputs (compare.json/.md; lr_range.*, best.yaml, plots)
     export/               `tunesmith export`: merged/, model-<quant>.gguf, Modelfile, vllm/, export.json, EXPORT.md
+    serve/, serve.log     `tunesmith serve`: the GGUF it exported for itself (if export has none), the engine's log
 
 Everything else asks this module for a name, so a file is renamed in one place and tests can check that no
 other module spells one.
@@ -87,7 +88,13 @@ def read_jsonl(path: Path) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue  # blank, or cut short by a crash (open_metrics drops such lines when a run resumes)
+    return records
 
 
 def read_default_system(run_dir: Path) -> str | None:

@@ -1,1 +1,1 @@
-from tests.evaluate.conftest import tiny_run  # noqa: F401  (the finished tiny LoRA run, shared)
+from tests.evaluate.conftest import tiny_classify_run, tiny_run  # noqa: F401  (finished tiny runs, shared)

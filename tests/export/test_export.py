@@ -103,3 +103,20 @@ def test_the_cli_exports_a_gguf_without_keeping_the_merged_weights(tiny_run, tmp
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "e" / "model-q4_k_m.gguf").is_file() and not (tmp_path / "e" / "merged").exists()
     assert "EXPORT.md" in done.stderr
+
+
+def test_a_classifier_exports_merged_weights_that_classify_as_the_run(tiny_classify_run, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    result = export_run(tiny_classify_run, ExportOptions(("merged",), (), tmp_path / "e", merged_dtype="fp32"))
+    merged = AutoModelForSequenceClassification.from_pretrained(tmp_path / "e" / "merged").eval()
+    tuned = load_tuned(tiny_classify_run).model
+    ids = torch.tensor([[101, 2023, 2003, 2204, 102]])
+    with torch.no_grad():
+        torch.testing.assert_close(merged(input_ids=ids).logits, tuned(input_ids=ids).logits, atol=1e-4, rtol=1e-4)
+    assert json.loads((tmp_path / "e" / "export.json").read_text())["artefacts"][0]["path"] == str(
+        tmp_path / "e" / "merged"
+    )
+    with pytest.raises(ConfigError, match="merged weights only"):
+        export_run(tiny_classify_run, ExportOptions(("gguf",), ("f16",), tmp_path / "g"))
+    assert result.notes

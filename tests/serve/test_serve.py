@@ -154,3 +154,9 @@ def test_the_cli_serves_until_sigint_and_leaves_no_process(tiny_run):
         requests.get(f"http://127.0.0.1:{port}/health", timeout=1)
     leftover = subprocess.run(["pgrep", "-f", f"--port {port}"], capture_output=True, text=True).stdout.strip()
     assert not leftover, f"engine still running: {leftover}"
+
+
+def test_a_query_string_does_not_slip_a_request_past_the_checks(served):
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    answer = requests.post(f"{served.url}/chat/completions?stream=false", json=body, timeout=30)
+    assert answer.status_code == 404 and "not served" in answer.json()["error"]["message"]

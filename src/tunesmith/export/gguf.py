@@ -12,7 +12,6 @@ from pathlib import Path
 from ..errors import TunesmithError
 
 CONVERTER = Path(sys.prefix) / "share" / "tunesmith" / "llama.cpp" / "convert_hf_to_gguf.py"
-CONVERTED = ("f16", "bf16", "f32")  # written by the converter; the rest are quantized from f16
 INSTALL_HINT = "install llama.cpp's parts with `make llamacpp` (builds llama-cpp-python once, ~7 min on 2 cores)"
 
 

@@ -17,7 +17,7 @@ MARK = "\u2063tunesmith\u2063"  # text no real answer contains: where the assist
 
 
 def end_of_turn_id(tokenizer) -> int | None:
-    """The special token the chat template writes right after an assistant turn (None without a template)."""
+    """The special token the chat template writes right after an assistant turn (the eos without a template)."""
     if not getattr(tokenizer, "chat_template", None):
         return tokenizer.eos_token_id
     turn = [{"role": "user", "content": "x"}, {"role": "assistant", "content": MARK}]
@@ -33,20 +33,20 @@ def end_of_turn_id(tokenizer) -> int | None:
 def merge_run(run_dir: Path):
     """The run's model with the adapter merged in fp32 (a full or head run's model/ as it is), and its tokenizer."""
     tuned = load_tuned(run_dir, merge=True, dtype=torch.float32)
-    return tuned.model, tuned.tokenizer, tuned.config
+    return tuned.model, tuned.tokenizer
 
 
 def save_merged(model, tokenizer, out_dir: Path, dtype: str = "bf16") -> Path:
     """model.safetensors (+ config, generation_config with eos = end of turn) and the tokenizer with the training
     chat template, written as a whole with a MANIFEST."""
-    eot = end_of_turn_id(tokenizer)
     model = model.to(DTYPES[dtype])
-    generation = model.generation_config
-    generation.eos_token_id = eot
-    generation.pad_token_id = tokenizer.pad_token_id
-    generation.do_sample = False
-    for name in ("temperature", "top_p", "top_k"):
-        setattr(generation, name, None)
+    if model.can_generate():  # a sequence classifier has no generation config
+        generation = model.generation_config
+        generation.eos_token_id = end_of_turn_id(tokenizer)
+        generation.pad_token_id = tokenizer.pad_token_id
+        generation.do_sample = False
+        for name in ("temperature", "top_p", "top_k"):
+            setattr(generation, name, None)
 
     def fill(staging: Path) -> None:
         model.save_pretrained(staging, safe_serialization=True)

@@ -70,6 +70,8 @@ FAMILIES = (
 def injected_system(tokenizer) -> str | None:
     """The system message the training template adds when a conversation has none (SmolLM2 and Qwen's ChatML
     templates do): Ollama must be given it as SYSTEM, or the served prompt differs from the trained one."""
+    if not getattr(tokenizer, "chat_template", None):
+        return None
     text = tokenizer.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False)
     head = "<|im_start|>system\n"
     if text.startswith(head) and "<|im_end|>" in text:

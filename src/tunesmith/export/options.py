@@ -41,6 +41,7 @@ class ExportResult:
     table: list[dict[str, Any]] = field(default_factory=list)  # one row per artefact answering the prompts
     verdicts: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    source: str = ""  # sha256 of the run artefact's MANIFEST the export was made from (serve checks it)
 
     @property
     def failed(self) -> bool:

@@ -17,7 +17,7 @@ from ..data.formats import read_examples
 from ..errors import ConfigError
 from ..evaluate.generate import generate
 from ..events import Phase, Progress
-from ..files import atomic_write_text, sha256_of, write_directory
+from ..files import MANIFEST, atomic_write_text, sha256_of, write_directory
 from ..layout import (
     EXPORT_DIR,
     EXPORT_JSON,
@@ -30,6 +30,7 @@ from ..layout import (
     read_default_system,
 )
 from ..runs import exported_artefact, load_tuned, read_run_config
+from ..training.resources import directory_bytes
 from . import gguf, ollama
 from .merged import end_of_turn_id, merge_run, save_merged
 from .options import QUANTS, TARGETS, Artefact, ExportOptions, ExportResult
@@ -56,20 +57,24 @@ def export_run(run_dir: Path | str, options: ExportOptions | None = None, on_eve
     emit = on_event or (lambda event: None)
     config = read_run_config(run_dir)
     check_options(config, options)
-    exported_artefact(run_dir)  # verified before anything is built from it
+    source = exported_artefact(run_dir)  # verified before anything is built from it
     out = options.out or run_dir / EXPORT_DIR
-    result = ExportResult(out)
+    result = ExportResult(out, source=source_digest(source))
 
     def fill(staging: Path) -> None:
         build(run_dir, config, options, Place(staging, out), result, emit)
-        result.out = staging
+        result.artefacts = [replace(a, path=out / a.path.relative_to(staging)) for a in result.artefacts]
         atomic_write_text(staging / EXPORT_JSON, json.dumps(asdict(result), indent=1, default=str))
         atomic_write_text(staging / EXPORT_MD, export_markdown(result, run_dir))
 
     write_directory(out, fill, made_by=EXPORT_WRITER)
-    result.out = out
-    result.artefacts = [replace(a, path=out / a.path.name) for a in result.artefacts]
     return result
+
+
+def source_digest(artefact: Path) -> str:
+    """What the export was made from: the sha256 of the run artefact's MANIFEST (it lists every file's sha256), so
+    a later run of the same name is told apart from the one exported."""
+    return sha256_of(artefact / MANIFEST)
 
 
 def check_options(config, options: ExportOptions) -> None:
@@ -93,7 +98,7 @@ class Place:
 def build(run_dir: Path, config, options: ExportOptions, place: Place, result: ExportResult, emit) -> None:
     staging = place.staging
     emit(Phase("merging the adapter into the base (fp32)"))
-    model, tokenizer, _ = merge_run(run_dir)
+    model, tokenizer = merge_run(run_dir)
     ggufs = {}
     if set(options.to) & {"gguf", "ollama"}:  # converted from the fp32 merge, not from its 16-bit copy
         full_precision = save_merged(model, tokenizer, staging / ".merged-fp32", "fp32")
@@ -106,11 +111,13 @@ def build(run_dir: Path, config, options: ExportOptions, place: Place, result: E
     result.artefacts.insert(0, Artefact("merged", merged, options.merged_dtype, run=loads))
     if "vllm" in options.to:
         result.artefacts.append(vllm_layout(run_dir, config, place))
-    system = read_default_system(run_dir) or ollama.injected_system(tokenizer)
-    prompts = held_out_prompts(config, options.limit)
+    prompts = held_out_prompts(config, options.limit) if config.task != "classify" else Prompts([], [], [])
     if "ollama" in options.to:
-        result.artefacts.append(ollama_modelfile(staging, ggufs, tokenizer, prompts, system, config, result))
-    if options.verify:
+        system = read_default_system(run_dir) or ollama.injected_system(tokenizer)
+        result.artefacts.append(ollama_modelfile(staging, ggufs, tokenizer, prompts, system, config, options, result))
+    if options.verify and config.task == "classify":
+        result.notes.append("a classifier generates no answers: its merged weights are not compared (yet)")
+    elif options.verify:
         verify(run_dir, config, options, tokenizer, merged, ggufs, prompts, result, emit)
     if "merged" not in options.to:
         shutil.rmtree(merged)  # only a step on the way to GGUF
@@ -147,10 +154,10 @@ def held_out_prompts(config, limit: int) -> Prompts:
     return Prompts(conversations, references, quotable)
 
 
-def ollama_modelfile(staging, ggufs, tokenizer, prompts: Prompts, system, config, result) -> Artefact:
+def ollama_modelfile(staging, ggufs, tokenizer, prompts: Prompts, system, config, options, result) -> Artefact:
     if not ggufs:
         raise ConfigError("export: an Ollama Modelfile needs a GGUF (--quant)")
-    chosen = list(ggufs)[-1]
+    chosen = [q for q in options.quants if q in ggufs][-1]
     family = ollama.matching_family(tokenizer, prompts.conversations or [[{"role": "user", "content": "x"}]], system)
     if family is None:
         detail = "no Ollama template family (ChatML, Gemma, Llama 3) renders prompts as the training template does"
@@ -211,9 +218,7 @@ def verify_gguf(path, quant, tokenizer, prompts, reference, max_tokens, options,
     result.checks.append(stop_check(eot, gguf_stop_tokens(llm), tokenizer.convert_ids_to_tokens, where))
     if not prompts.conversations:
         return None
-    texts = [
-        tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in prompts.conversations
-    ]
+    texts = [rendered_prompt(tokenizer, c) for c in prompts.conversations]
     answers, ids = llama_cpp_answers(llm, texts, max_tokens)
     emit(Progress(len(texts)))
     trained_ids = [encode_prompt(tokenizer, c) for c in prompts.conversations]
@@ -263,6 +268,4 @@ def merged_template(merged: Path) -> str | None:
 
 
 def directory_or_file_bytes(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size if path.is_file() else directory_bytes(path)

@@ -1,6 +1,6 @@
 """The request limits in front of llama-server: it checks each request and passes it on, byte for byte (streams
 too); it generates nothing. llama-server answers a malformed body with a 500, lets a request ask for any number of
-tokens and takes any model name; here those are clear 4xx answers, and the engine never sees them.
+tokens and takes any model name; here those are clear 4xx answers before the engine sees them.
 
   400 the body is not a JSON object, max_tokens is not 1..limit, messages is not a list of role/content objects
   401 a missing or wrong bearer token (when an API key is set)
@@ -19,6 +19,7 @@ import json
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 MAX_BODY = 8 << 20
 GENERATING = ("/v1/chat/completions", "/v1/completions", "/chat/completions", "/completions")
@@ -99,11 +100,14 @@ class Gateway(BaseHTTPRequestHandler):
             if not authorised(self.headers.get("Authorization"), self.limits.api_key):
                 raise RequestRefused(401, "missing or wrong API key", "authentication_error")
             length = int(self.headers.get("Content-Length") or 0)
+            if length < 0:
+                raise RequestRefused(400, "Content-Length is negative")
             if length > MAX_BODY:
                 raise RequestRefused(413, f"the request body is {length:,} bytes; the limit is {MAX_BODY:,}")
             body = self.rfile.read(length)
-            if self.path in GENERATING:
-                check_request(self.path, body, self.limits)
+            path = urlsplit(self.path).path  # a query string does not make a request another one
+            if path in GENERATING:
+                check_request(path, body, self.limits)
         except RequestRefused as refused:
             return self.refuse(refused)
         except ValueError:
@@ -122,6 +126,7 @@ class Gateway(BaseHTTPRequestHandler):
         try:
             connection.request(self.command, self.path, body=body or None, headers=headers)
             answer = connection.getresponse()
+            self.answering = True
             self.send_response(answer.status)
             self.send_header("Content-Type", answer.getheader("Content-Type", "application/json"))
             self.send_header("Connection", "close")  # the answer ends when the stream does (SSE: no length)
@@ -130,7 +135,10 @@ class Gateway(BaseHTTPRequestHandler):
                 self.wfile.write(chunk)
                 self.wfile.flush()
         except TimeoutError:
-            self.refuse(RequestRefused(504, f"the engine did not answer within {self.limits.timeout:.0f} s", "timeout"))
+            if not getattr(self, "answering", False):  # mid-answer, the status line has gone: only close
+                self.refuse(
+                    RequestRefused(504, f"the engine did not answer within {self.limits.timeout:.0f} s", "timeout")
+                )
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client hung up mid-answer; the engine finishes or drops that request on its own
         except ConnectionRefusedError:

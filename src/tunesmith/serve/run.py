@@ -22,9 +22,9 @@ from pathlib import Path
 from ..errors import ConfigError, TunesmithError
 from ..export.gguf import gguf_name
 from ..export.options import ExportOptions
-from ..export.run import export_run
+from ..export.run import export_run, source_digest
 from ..files import verify_directory
-from ..layout import EXPORT_DIR, SERVE_DIR, SERVE_LOG, read_default_system
+from ..layout import EXPORT_DIR, EXPORT_JSON, SERVE_DIR, SERVE_LOG, read_default_system, read_json
 from ..runs import exported_artefact, read_run_config
 from .gateway import Limits, start_gateway
 
@@ -99,13 +99,21 @@ def serve_run(run_dir: Path | str, options: ServeOptions | None = None, on_event
     check_llama_server()
     gguf = served_gguf(run_dir, options.quant, on_event)
     scratch = Path(tempfile.mkdtemp(prefix="tunesmith-serve-"))
-    template = scratch / "chat_template.jinja"
-    template.write_text(serving_template(run_dir), encoding="utf-8")
-    engine_port = free_port()
-    command = llama_server_command(gguf, template, config.name, options, engine_port, api_key)
-    limits = Limits(config.name, options.max_tokens, options.parallel * 4, options.timeout, api_key)
-    gateway = start_gateway(options.host, options.port, ("127.0.0.1", engine_port), limits)
-    return start(command, run_dir, options, config.name, api_key, scratch, gateway)
+    gateway = None
+    try:
+        template = scratch / "chat_template.jinja"
+        template.write_text(serving_template(run_dir), encoding="utf-8")
+        engine_port = free_port()
+        command = llama_server_command(gguf, template, config.name, options, engine_port, api_key)
+        limits = Limits(config.name, options.max_tokens, options.parallel * 4, options.timeout, api_key)
+        gateway = start_gateway(options.host, options.port, ("127.0.0.1", engine_port), limits)
+        return start(command, run_dir, options, config.name, api_key, scratch, gateway)
+    except BaseException:
+        if gateway is not None:
+            gateway.shutdown()
+            gateway.server_close()
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
 
 
 def check_exposure(host: str, api_key: str | None) -> None:
@@ -124,10 +132,13 @@ def check_llama_server() -> None:
 
 
 def served_gguf(run_dir: Path, quant: str, on_event) -> Path:
-    """The run's exported GGUF of this type if `tunesmith export` made one, else one exported now into RUN/serve."""
+    """The run's exported GGUF of this type if `tunesmith export` made one from the run's current artefact, else one
+    exported now into RUN/serve (a run retrained since its export is not served from the old file)."""
+    current = source_digest(exported_artefact(run_dir))
     for directory in (run_dir / EXPORT_DIR, run_dir / SERVE_DIR):
         candidate = directory / gguf_name(quant)
-        if candidate.is_file() and verify_directory(directory) is None:
+        made = (read_json(directory / EXPORT_JSON) or {}).get("source") if candidate.is_file() else None
+        if made == current and verify_directory(directory) is None:
             return candidate
     options = ExportOptions(("gguf",), (quant,), run_dir / SERVE_DIR, verify=False)
     export_run(run_dir, options, on_event=on_event)
@@ -198,6 +209,7 @@ def start(command, run_dir: Path, options: ServeOptions, name: str, api_key, scr
     try:
         wait_until_healthy(handle, options.ready_timeout)
     except BaseException:
+        handle.gateway, handle.scratch = None, None  # serve_run cleans those up
         handle.stop()
         raise
     return handle
