@@ -211,7 +211,8 @@ def verify(run_dir, config, options, tokenizer, merged: Path, ggufs: dict, promp
 
 def verify_gguf(path, quant, tokenizer, prompts, reference, max_tokens, options, result, emit) -> dict | None:
     emit(Phase(f"llama.cpp answers {len(prompts.conversations)} prompts with {path.name}", len(prompts.conversations)))
-    llm = llama_cpp_model(path, n_ctx=4096, threads=options.threads)
+    longest = max((len(encode_prompt(tokenizer, c)) for c in prompts.conversations), default=0)
+    llm = llama_cpp_model(path, n_ctx=max(4096, longest + max_tokens), threads=options.threads)  # room for all
     where = f"GGUF {quant}"
     result.checks.append(template_checks(tokenizer.chat_template, gguf_template(llm), where))
     eot = end_of_turn_id(tokenizer)
