@@ -24,8 +24,9 @@ from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrai
 
 from ..errors import ModelLoadError, UnsafeFileError
 from ..layout import HF_CONFIG
-from .catalog import BUILTINS
+from .catalog import BUILTINS, cache_root
 from .gguf_check import check_gguf
+from .templates import give_default_template
 
 log = logging.getLogger("tunesmith")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -45,10 +46,6 @@ class Base:
 class Location:
     kind: str  # "dir", "gguf" or "hub"
     path: str
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("TUNESMITH_HOME", Path.home() / ".cache" / "tunesmith"))
 
 
 def locate_base(spec: str) -> Location:
@@ -111,6 +108,9 @@ def load_tokenizer(spec: str, *, trust_remote_code: bool = False, _where: str | 
         )
     except (OSError, ValueError) as err:  # ValueError: a config.json that names no known model type
         raise load_error(spec, err) from None
+    builtin = BUILTINS.get(spec)
+    if builtin and builtin.chat_template:
+        give_default_template(tokenizer, spec, builtin.chat_template)
     if tokenizer.pad_token is None:
         # Safe because labels come from the template structure, never from pad ids (trl#976).
         tokenizer.pad_token = tokenizer.eos_token
