@@ -18,6 +18,7 @@ LAYERS = [
     {"tune"},  # 03 hyper-tuning (trains and scores trials)
     {"export"},  # 06 shipping: merged, GGUF, Ollama, vLLM, each verified
     {"serve"},  # 06 shipping, served: llama-server or vLLM behind the OpenAI API
+    {"report"},  # report.html of a run, compare or search, from their JSON files; the list of runs
     {
         "finetune",
         "compare",
@@ -29,6 +30,7 @@ LAYERS = [
         "render_tune",
         "render_export",
         "render_serve",
+        "render_report",
         "cli",
         "__main__",
     },

@@ -11,7 +11,10 @@ A run directory (output_dir/name) holds, as a run goes on:
     train_summary.json    what the finished run did (TrainResult)
     eval.json, eval.md    `tunesmith eval`'s report
     demo_results.json     `tunesmith demo`'s before/after scores
-    compare/, tune/       `compare` and `tune` outputs (compare.json/.md; lr_range.*, best.yaml, plots)
+    compare/, tune/       `compare` and `tune` outputs (compare.json/.md; lr_range.*, best.yaml, search.json, plots)
+    report.html           one self-contained page built from the JSON files above (`tunesmith report`)
+    train_start.json      the data and set-up the run started with
+    tensorboard/          train.report_to: tensorboard
     export/               `tunesmith export`: merged/, model-<quant>.gguf, Modelfile, vllm/, export.json, EXPORT.md
     serve/, serve.log     `tunesmith serve`: the GGUF it exported for itself (if export has none), the engine's log
 
@@ -43,6 +46,13 @@ SEARCH_BEST, SEARCH_HISTORY_PLOT, SEARCH_IMPORTANCE_PLOT = "best.yaml", "history
 # `tunesmith export` (RUN_DIR/export/ by default).
 EXPORT_DIR, MERGED_DIR = "export", "merged"
 EXPORT_JSON, EXPORT_MD, MODELFILE, VLLM_DIR, VLLM_COMMAND = "export.json", "EXPORT.md", "Modelfile", "vllm", "serve.sh"
+
+# report.html (`tunesmith report`, rewritten by train, eval, compare, tune search and export), built from the JSON
+# files beside it; train_start.json: the data and set-up a run started with (the TrainStart event, as JSON);
+# search.json: `tune search`'s trials, best trial and parameter importances.
+REPORT_HTML, TRAIN_START, SEARCH_JSON = "report.html", "train_start.json", "search.json"
+# train.report_to: TensorBoard's event files (in the run directory), MLflow's local store (in output_dir).
+TENSORBOARD_DIR, MLFLOW_DB = "tensorboard", "mlflow.db"
 
 # `tunesmith serve`: the GGUF it exported for itself (when no export has that type) and the engine's log.
 SERVE_DIR, SERVE_LOG = "serve", "serve.log"

@@ -10,11 +10,13 @@ one storage share it; the search stops when the study holds `tune.trials` finish
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import optuna
@@ -26,7 +28,7 @@ from ..evaluate.classify import class_metrics
 from ..evaluate.task import CLASSIFY_METRICS, GENERATION_METRICS, metric_of
 from ..events import EvalDone, SearchStart, StepDone, TrainStart, TrialDone, TrialStart, Waiting
 from ..files import atomic_write_text
-from ..layout import SEARCH_BEST
+from ..layout import SEARCH_BEST, SEARCH_JSON
 from ..training.guards import TrainingDiverged
 from ..training.loop import train
 from .space import check_space, suggest, trial_config
@@ -193,6 +195,8 @@ def summarise(config: RunConfig, study: optuna.Study, url: str, budget_spent: bo
         atomic_write_text(best_yaml, best_run_yaml(config, best))
     baseline = next((t for t in trials if t.user_attrs.get("baseline") and t.state.name == "COMPLETE"), None)
     plots, skipped = plot_study(study, config.tune_dir, config.tune.metric.replace("_", " "))
+    document = search_document(config, study, rows, best, baseline) | {"budget_spent": budget_spent}
+    atomic_write_text(config.tune_dir / SEARCH_JSON, json.dumps(document, indent=1, default=str))
     return SearchResult(
         config.name,
         url,
@@ -206,6 +210,35 @@ def summarise(config: RunConfig, study: optuna.Study, url: str, budget_spent: bo
         budget_spent,
         config.tune.metric,
     )
+
+
+def search_document(config: RunConfig, study: optuna.Study, rows: list[TrialRow], best, baseline) -> dict:
+    """search.json: what report.html shows of a search (the study itself stays in its database)."""
+    return {
+        "study": config.name,
+        "metric": config.tune.metric,
+        "direction": study.direction.name.lower(),
+        "wanted": config.tune.trials,
+        "space": list(config.tune.space),
+        "trials": [asdict(row) for row in rows],
+        "best": best.number if best else None,
+        "baseline": baseline.number if baseline else None,
+        "importances": param_importances(study),
+    }
+
+
+def param_importances(study: optuna.Study) -> dict[str, float]:
+    """optuna's fANOVA importance of each searched parameter (seeded); {} before 2 trials completed."""
+    from optuna.importance import FanovaImportanceEvaluator, get_param_importances
+
+    if len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))) < 2:
+        return {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return dict(get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0)))
+    except (ValueError, RuntimeError, ZeroDivisionError):  # every trial had the same settings
+        return {}
 
 
 def out_of_time(deadline: float | None) -> bool:
