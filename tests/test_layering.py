@@ -24,6 +24,7 @@ LAYERS = [
         "compare",
         "demo",
         "estimate",
+        "pick",
         "chat",
         "render",
         "render_data",

@@ -400,6 +400,42 @@ def data_prepare(
     print_prepared(prepare_dataset(files, out, eval_files, settings, audit))
 
 
+base_app = typer.Typer(no_args_is_help=True, help="Base selection: measure candidate bases on your own data.")
+app.add_typer(base_app, name="base")
+
+
+@base_app.command("pick")
+def base_pick(
+    config: Path = typer.Argument(..., help="run.yaml: its data, task, strategy and metric are what is measured."),
+    candidates: str | None = typer.Option(
+        None, help="Comma-separated bases (built-in names, local dirs, .gguf files, hub ids); default: the run's "
+        "base and every installed built-in that can do the task."
+    ),
+    limit: int = typer.Option(40, min=1, help="Eval-split examples each candidate is scored on."),
+    memory_gb: float | None = typer.Option(None, help="Judge 'fits' for a machine with this much free memory."),
+    out: Path | None = typer.Option(None, "--out", help="Output folder (default: runs/NAME-base-pick)."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print base_pick.json instead of the table."),
+) -> None:
+    """Score, time and rank candidate bases on CONFIG's eval split; recommend one and say why."""
+    from .config import load_config
+    from .layout import base_pick_dir
+    from .pick import pick_base, pick_markdown, write_pick
+    from .render import EventRenderer
+    from .render_data import print_markdown, print_written
+
+    run_config = load_config(config, overrides(set_))
+    memory = round(memory_gb * 2**30) if memory_gb else None
+    with EventRenderer() as renderer:
+        result = pick_base(run_config, split_list(candidates or ""), limit, memory, on_event=renderer)
+    written = write_pick(result, out or base_pick_dir(run_config.output_dir, run_config.name))
+    if as_json:
+        print(written[0].read_text(encoding="utf-8"))
+    else:
+        print_markdown(pick_markdown(result))
+    print_written(written)
+
+
 tune_app = typer.Typer(no_args_is_help=True, help="Hyper-tuning: learning-rate range test and optuna search.")
 app.add_typer(tune_app, name="tune")
 

@@ -42,6 +42,7 @@ class EpochEstimate:
     memory_bytes: int = 0  # weights + a step of the largest forwards without checkpointing (training/memory.py)
     remedy: str = ""  # what training's memory plan would do to fit on this machine (memory.remedy)
     calibrated_on: str = "random tokens"  # or "examples": the user's own, near the mean length
+    minimum_bytes: int = 0  # weights + gradients and optimizer state: what no memory plan can shrink
 
 
 def estimate_epoch_time(
@@ -69,8 +70,9 @@ def estimate_epoch_time(
         tokens_per_s = calibration.tokens / seconds
         epoch = stats.training_tokens / tokens_per_s
         timing = (float(f"{seconds:.4g}"), round(tokens_per_s, 1), round(epoch, 1))
-        memory_bytes, fit = weights + memory.step_bytes, remedy(memory)
-        estimates.append(EpochEstimate(strategy, *timing, device, precision, memory_bytes, fit, calibration.made_of))
+        memory_bytes, fit, floor = weights + memory.step_bytes, remedy(memory), weights + memory.state_bytes
+        made_of = calibration.made_of
+        estimates.append(EpochEstimate(strategy, *timing, device, precision, memory_bytes, fit, made_of, floor))
         del base, model
     return estimates
 

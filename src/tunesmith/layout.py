@@ -57,6 +57,14 @@ TENSORBOARD_DIR, MLFLOW_DB = "tensorboard", "mlflow.db"
 # `tunesmith serve`: the GGUF it exported for itself (when no export has that type) and the engine's log.
 SERVE_DIR, SERVE_LOG = "serve", "serve.log"
 
+# `tunesmith base pick` (output_dir/<name>-base-pick/ unless --out says otherwise).
+BASE_PICK_JSON, BASE_PICK_MD, PICK_WRITER = "base_pick.json", "base_pick.md", "base pick"
+
+
+def base_pick_dir(output_dir: Path, name: str) -> Path:
+    return Path(output_dir) / f"{name}-base-pick"
+
+
 # Inside a checkpoint (checkpoints/step-N/).
 CHECKPOINT_ARTEFACT = "artefact"  # the checkpoint's copy of what the run exports
 TRAINER_STATE = "trainer_state.json"

@@ -103,6 +103,19 @@ def paired_bootstrap(
     return float(low), float(high)
 
 
+def bootstrap_interval(
+    values: Sequence[Any], metric: Callable[[Sequence[Any]], float], resamples: int = 1000, seed: int = 0
+) -> tuple[float, float]:
+    """95% interval of metric(values), resampling examples with replacement."""
+    rng = np.random.default_rng(seed)
+    n = len(values)
+    if n == 0:
+        return 0.0, 0.0
+    draws = [metric([values[i] for i in rng.integers(0, n, n)]) for _ in range(resamples)]
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def fine_tune_or_prompt(
     tuned: Sequence[Any],
     baselines: dict[str, Sequence[Any]],
