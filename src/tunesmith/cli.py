@@ -186,6 +186,7 @@ def eval_run(
     few_shot_pick: str = eval_option("few_shot_pick"),
     mmlu: int | None = eval_option("mmlu_questions", "--mmlu"),
     passages: int | None = eval_option("general_passages", "--passages"),
+    engine: str = eval_option("engine"),
     as_json: bool = typer.Option(False, "--json", help="Print eval.json instead of the markdown report."),
 ) -> None:
     """Base zero-shot | base few-shot | tuned (classify runs: majority class | tuned) on held-out data, with the gotcha
@@ -205,6 +206,7 @@ def eval_run(
         few_shot_pick=few_shot_pick,
         mmlu_questions=mmlu,
         general_passages=passages,
+        engine=engine,
     )
     with EventRenderer() as renderer:
         result = evaluate_run(run_dir, options, on_event=renderer)

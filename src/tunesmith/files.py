@@ -153,8 +153,8 @@ def fsync_tree(directory: Path) -> None:
             os.close(fd)
 
 
-def verify_directory(directory: Path) -> str | None:
-    """None if every file matches the MANIFEST, else what is wrong (one line)."""
+def verify_directory(directory: Path, only: str | None = None) -> str | None:
+    """None if every file (or only the file named `only`) matches the MANIFEST, else what is wrong (one line)."""
     manifest_path = directory / MANIFEST
     if not manifest_path.is_file():
         return f"{directory}: no {MANIFEST} (an interrupted save)"
@@ -162,7 +162,10 @@ def verify_directory(directory: Path) -> str | None:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         return f"{manifest_path}: unreadable: {err}"
-    for name, expected in manifest_files(manifest).items():
+    listed = manifest_files(manifest)
+    if only is not None and only not in listed:
+        return f"{directory / only}: not listed in {MANIFEST}"
+    for name, expected in listed.items() if only is None else [(only, listed[only])]:
         path = directory / name
         if not path.is_file():
             return f"{path}: missing"

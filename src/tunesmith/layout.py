@@ -47,6 +47,12 @@ SEARCH_BEST, SEARCH_HISTORY_PLOT, SEARCH_IMPORTANCE_PLOT = "best.yaml", "history
 EXPORT_DIR, MERGED_DIR = "export", "merged"
 EXPORT_JSON, EXPORT_MD, MODELFILE, VLLM_DIR, VLLM_COMMAND = "export.json", "EXPORT.md", "Modelfile", "vllm", "serve.sh"
 
+
+def gguf_file(quant: str) -> str:
+    """The exported GGUF of one type (model-f16.gguf, model-q8_0.gguf, ...); `eval` and `serve` look it up."""
+    return f"model-{quant}.gguf"
+
+
 # report.html (`tunesmith report`, rewritten by train, eval, compare, tune search and export), built from the JSON
 # files beside it; train_start.json: the data and set-up a run started with (the TrainStart event, as JSON);
 # search.json: `tune search`'s trials, best trial and parameter importances.

@@ -18,7 +18,7 @@ from .base import load_base
 from .base.load import classifier_kwargs
 from .config import RunConfig, read_yaml_file, validate_config
 from .errors import ConfigError, CorruptArtefact
-from .files import verify_directory
+from .files import MANIFEST, sha256_of, verify_directory
 from .layout import ADAPTER, ADAPTER_CONFIG, HF_CONFIG, MODEL, RUN_CONFIG, read_json, read_labels
 from .strategies.lora import without_peft_deprecation_warning
 
@@ -63,6 +63,12 @@ def exported_artefact(run_dir: Path) -> Path:
                 raise CorruptArtefact(f"{directory}: no {marker}: not an exported artefact")
             return directory
     raise ConfigError(f"{run_dir}: the run has no exported model or adapter yet (did it finish?)")
+
+
+def source_digest(artefact: Path) -> str:
+    """What an export was made from: the sha256 of the run artefact's MANIFEST (it lists every file's sha256), so
+    a later run of the same name is told apart from the one exported."""
+    return sha256_of(artefact / MANIFEST)
 
 
 def load_tuned(run_dir: Path | str, merge: bool = False, dtype: torch.dtype = torch.float32) -> TunedModel:

@@ -12,11 +12,12 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 from tunesmith.errors import ConfigError, RefusedOverwrite
+from tunesmith.evaluate.llamacpp import llama_cpp_model
 from tunesmith.export import gguf
 from tunesmith.export.merged import end_of_turn_id
 from tunesmith.export.options import ExportOptions
 from tunesmith.export.run import export_run
-from tunesmith.export.verify import gguf_stop_tokens, gguf_template, llama_cpp_model, stop_check, template_checks
+from tunesmith.export.verify import gguf_stop_tokens, gguf_template, stop_check, template_checks
 from tunesmith.runs import load_tuned
 
 pytest.importorskip("llama_cpp", reason="make llamacpp installs llama-cpp-python (make test does)")

@@ -65,9 +65,13 @@ def generate_batch(model, tokenizer, rows: list[list[int]], max_new_tokens: int,
         pad_token_id=pad,
         **(constraint.generate_kwargs() if constraint else {}),
     )
-    generations = []
-    for row in output[:, width:].tolist():
-        stopped = eos in row
-        new = row[: row.index(eos)] if stopped else row
-        generations.append(Generation(tokenizer.decode(new, skip_special_tokens=True), stopped, len(new)))
-    return generations
+    return [finished(tokenizer, row) for row in output[:, width:].tolist()]
+
+
+def finished(tokenizer, row: list[int]) -> Generation:
+    """An answer from the ids generated after the prompt: cut at the tokenizer's eos (padding follows it in a
+    batch), decoded without special tokens. Every engine's answers end here, so they are compared as equals."""
+    eos = tokenizer.eos_token_id
+    stopped = eos in row
+    new = row[: row.index(eos)] if stopped else row
+    return Generation(tokenizer.decode(new, skip_special_tokens=True), stopped, len(new))

@@ -33,14 +33,18 @@ class Models:
 
 
 class Generator:
-    """Greedy batched answers from the base or the tuned model, reporting progress per batch."""
+    """Greedy answers from the base or the tuned model, reporting progress: batched in PyTorch, or through the
+    llama.cpp engine given for that side (engine.py)."""
 
-    def __init__(self, models: Models, batch_size: int, max_new_tokens: int, constraint, emit: Callable):
+    def __init__(self, models: Models, batch_size: int, max_new_tokens: int, constraint, emit: Callable, llama=None):
         self.models, self.batch_size, self.max_new_tokens = models, batch_size, max_new_tokens
         self.constraint, self.emit = constraint, emit
+        self.llama = llama or {}  # base (True) / tuned (False) -> engine.LlamaCppEngine
 
     def __call__(self, name: str, prompts: Sequence[Sequence[dict]], base: bool) -> list[Generation]:
         self.emit(Phase(f"{name} answers {len(prompts)} prompts", len(prompts)))
+        if base in self.llama:
+            return self.llama[base].answer(prompts, self.max_new_tokens, lambda n: self.emit(Progress(n)))
         with self.models.use(base) as model:
             return generate(
                 model,

@@ -57,6 +57,11 @@ class EvalOptions:
     batch_size: int | None = option(None, "Generation (or classification) batch (default: the run's eval.batch_size).")
     max_new_tokens: int | None = option(None, "Generation budget per example (default: the run's eval.max_new_tokens).")
     bootstrap: int = option(1000, "Bootstrap resamples for the confidence intervals.")
+    engine: str = option(
+        "auto",
+        "Who generates the answers: pytorch; llamacpp (the export's f16 GGUF, and an f16 GGUF of the base made once); "
+        "auto: llamacpp where `tunesmith export` showed that GGUF answers like PyTorch, else pytorch.",
+    )
     thresholds: Thresholds = field(
         default_factory=Thresholds,
         metadata={"description": "The warn / fail levels the gotcha verdicts are judged by."},

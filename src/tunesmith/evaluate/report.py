@@ -43,7 +43,7 @@ def write_eval(report: dict[str, Any], run_dir: Path) -> tuple[Path, Path]:
 
 
 def eval_markdown(report: dict[str, Any]) -> str:
-    parts = [header(report), table(report), confusion(report), verdicts(report), overfitting(report)]
+    parts = [header(report), engines(report), table(report), confusion(report), verdicts(report), overfitting(report)]
     parts += [grounding(report), memorisation(report), forgetting(report), bias(report), fine_tune_or_prompt(report)]
     parts += [not_applicable(report), timing(report)]
     return "\n\n".join(p for p in parts if p) + "\n"
@@ -74,6 +74,19 @@ def header(report: dict[str, Any]) -> str:
             f"with it, as prior chat turns ({len(shots['shots'])} distinct examples in all)."
         )
     return "\n".join(lines)
+
+
+def engines(report: dict[str, Any]) -> str:
+    """Who generated each column (and the probes), grouped by engine."""
+    section = report.get("engines")
+    if not section:
+        return ""
+    grouped: dict[str, list[str]] = {}
+    for answered, engine in section["answered_by"].items():
+        grouped.setdefault(engine, []).append(answered)
+    lines = [f"- {', '.join(names)}: {engine}" for engine, names in grouped.items()]
+    note = f"\n\n{section['note']}." if section.get("note") else ""
+    return "Answered by:\n" + "\n".join(lines) + note
 
 
 def table(report: dict[str, Any]) -> str:

@@ -23,6 +23,7 @@ from ..runs import TunedModel, load_tuned, read_run_config
 from .baseline import few_shot_prompt, fine_tune_or_prompt, shots_for, user_text, zero_shot_prompt
 from .classify_run import evaluate_classifier
 from .constrain import JsonConstraint
+from .engine import choose_engines
 from .fmt import SchemaCheck, read_schema
 from .gotchas import Verdict, overfitting
 from .metrics import exact_match
@@ -119,14 +120,15 @@ def evaluate_run(
         emit(Phase(f"loading {run_dir}"))
         models = load_models(run_dir, inputs.config, tuned, base_model)
         constraint = JsonConstraint(models.tokenizer, inputs.schema) if options.constrain == "json" else None
+        engines = choose_engines(run_dir, config, options.engine, constraint is not None, models.tokenizer, emit)
     schema = SchemaCheck(inputs.schema) if inputs.schema else None
     scorer = GenerationScorer(inputs.json_task, schema, bool(constraint), options.qa)
     shots = shots_for(inputs.examples, inputs.train, options.few_shot, options.few_shot_pick)  # per example
     batch_size = options.batch_size or inputs.config.eval.batch_size
     max_new_tokens = options.max_new_tokens or inputs.config.eval.max_new_tokens
-    generator = Generator(models, batch_size, max_new_tokens, constraint, emit)
+    generator = Generator(models, batch_size, max_new_tokens, constraint, emit, engines.llama)
     answers, scores = answer_all(generator, scorer, inputs, shots, clock)
-    report = table_report(run_dir, inputs, options, scorer, scores, shots)
+    report = table_report(run_dir, inputs, options, scorer, scores, shots) | {"engines": engines.report(scores)}
     verdicts = task_verdicts(report["table"], scorer, options.thresholds)
     if options.qa:
         report["qa"] = qa_section(inputs.references, inputs.quotable)

@@ -16,8 +16,9 @@ from ..data.encode import encode_prompt
 from ..data.formats import read_examples
 from ..errors import ConfigError
 from ..evaluate.generate import generate
+from ..evaluate.llamacpp import gguf_row, llama_cpp_answers, llama_cpp_model
 from ..events import Phase, Progress
-from ..files import MANIFEST, atomic_write_text, sha256_of, write_directory
+from ..files import atomic_write_text, sha256_of, write_directory
 from ..layout import (
     EXPORT_DIR,
     EXPORT_JSON,
@@ -29,7 +30,7 @@ from ..layout import (
     VLLM_DIR,
     read_default_system,
 )
-from ..runs import exported_artefact, load_tuned, read_run_config
+from ..runs import exported_artefact, load_tuned, read_run_config, source_digest
 from ..training.resources import directory_bytes
 from . import gguf, ollama
 from .merged import end_of_turn_id, merge_run, save_merged
@@ -39,8 +40,6 @@ from .verify import (
     Prompts,
     gguf_stop_tokens,
     gguf_template,
-    llama_cpp_answers,
-    llama_cpp_model,
     primary_metric,
     row_verdicts,
     score_row,
@@ -69,12 +68,6 @@ def export_run(run_dir: Path | str, options: ExportOptions | None = None, on_eve
 
     write_directory(out, fill, made_by=EXPORT_WRITER)
     return result
-
-
-def source_digest(artefact: Path) -> str:
-    """What the export was made from: the sha256 of the run artefact's MANIFEST (it lists every file's sha256), so
-    a later run of the same name is told apart from the one exported."""
-    return sha256_of(artefact / MANIFEST)
 
 
 def check_options(config, options: ExportOptions) -> None:
@@ -224,7 +217,7 @@ def verify_gguf(path, quant, tokenizer, prompts, reference, max_tokens, options,
     emit(Progress(len(texts)))
     trained_ids = [encode_prompt(tokenizer, c) for c in prompts.conversations]
     result.checks.append(tokenisation_check(ids, trained_ids, where))
-    return score_row(f"GGUF {quant} (llama.cpp)", answers, reference, prompts, tokenizer)
+    return score_row(gguf_row(quant), answers, reference, prompts, tokenizer)
 
 
 def rendered_prompt(tokenizer, conversation) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..evaluate.generate import Generation
 from ..evaluate.scorer import GenerationScorer, is_json_task
@@ -96,29 +95,6 @@ def tokenisation_check(ids_here: Sequence[Sequence[int]], ids_there: Sequence[Se
     status = "ok" if same == len(ids_here) else "warn"
     detail = f"{same} of {len(ids_here)} prompts tokenise to the same ids as in training"
     return verdict(f"{where}: prompt tokens", status, detail)
-
-
-def llama_cpp_model(path: Path, n_ctx: int, threads: int | None):
-    from llama_cpp import Llama
-
-    return Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_batch=512, verbose=False, seed=0)
-
-
-def llama_cpp_answers(llm, texts: Sequence[str], max_tokens: int) -> tuple[list[Generation], list[list[int]]]:
-    """Greedy answers (temperature 0, no repetition penalty: what PyTorch's greedy decoding does) and the prompt
-    token ids llama.cpp made of each text."""
-    answers, ids = [], []
-    for text in texts:
-        tokens = llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
-        ids.append(tokens)
-        llm.reset()
-        out = llm.create_completion(
-            tokens, max_tokens=max_tokens, temperature=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0
-        )
-        choice = out["choices"][0]
-        stopped = choice["finish_reason"] == "stop"
-        answers.append(Generation(choice["text"], stopped, out["usage"]["completion_tokens"]))
-    return answers, ids
 
 
 def gguf_template(llm) -> str | None:
