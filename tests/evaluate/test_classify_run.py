@@ -14,13 +14,13 @@ from tunesmith.runs import read_run_config
 
 LABELS = ["negative", "neutral", "positive"]
 TEST_ROWS = SENTIMENT_ROWS + SENTIMENT_ROWS[:2]  # 5 positive, 3 neutral, 4 negative
-GOTCHAS = ["overfitting", "exported checkpoint", "bias", "fine-tune vs majority class"]
+GOTCHAS = ["overfitting", "exported checkpoint", "bias", "fine-tune vs the best cheap alternative"]
 
 
 def test_a_classify_run_is_scored_against_the_majority_class_of_its_training_labels(tiny_classify_eval):
     result, events = tiny_classify_eval
     report = result.report
-    assert report["task"] == "classify" and report["columns"] == ["majority class", "tuned"]
+    assert report["task"] == "classify" and report["columns"] == ["majority class", "classic (TF-IDF + LR)", "tuned"]
     assert report["labels"] == LABELS and report["examples"] == 12 and report["primary_metric"] == "accuracy"
     # positive is the test file's most frequent label (5 of 12); the baseline must use training's (negative, 4 of 10)
     assert report["majority_label"] == "negative"
@@ -30,12 +30,14 @@ def test_a_classify_run_is_scored_against_the_majority_class_of_its_training_lab
     assert table["accuracy"]["majority class"] == pytest.approx(4 / 12)
     assert table["recall: negative"]["majority class"] == 1 and table["recall: positive"]["majority class"] == 0
     assert [v["gotcha"] for v in report["verdicts"]] == GOTCHAS
-    assert report["fine_tune_or_prompt"]["baseline_name"] == "majority class"
-    assert report["fine_tune_or_prompt"]["baseline"] == pytest.approx(4 / 12)
+    lift = report["fine_tune_or_prompt"]
+    best_cheap = max(("majority class", "classic (TF-IDF + LR)"), key=lambda c: table["accuracy"][c])
+    assert lift["baseline_name"] == best_cheap and lift["baseline"] == table["accuracy"][best_cheap]
+    assert lift["classic_seconds"] < 30 and report["seconds"]["classic (TF-IDF + LR)"] >= 0
     assert {"forgetting", "memorisation", "few_shot"}.isdisjoint(report)
     assert json.loads(result.json_path.read_text()) == report
     markdown = result.md_path.read_text()
-    assert "| metric | majority class | tuned |" in markdown and "## Not applicable to classifiers" in markdown
+    assert "| metric | majority class | classic (TF-IDF + LR) | tuned |" in markdown and "## Not applicable to classifiers" in markdown
     assert "| true \\ predicted | negative | neutral | positive |" in markdown
     phases = [e.name for e in events if type(e).__name__ == "Phase"]
     assert any(p.startswith("tuned classifies 12 examples") for p in phases)

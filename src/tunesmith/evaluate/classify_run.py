@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -27,13 +27,16 @@ from ..runs import TunedModel, load_tuned
 from ..training.classify import predict_classes
 from .baseline import fine_tune_or_prompt
 from .classify import score_classes
+from .classic import CLASSIC, ClassicResult, tfidf_predictions
 from .gotchas import overfitting
 from .options import Clock, EvalOptions, held_out_path, held_out_split
 from .probes import bias, slice_values
 from .scorer import ClassScorer, Prediction, column_table
 
 MAJORITY, TUNED = "majority class", "tuned"
-GOTCHA = "fine-tune vs majority class"  # the classifier's "fine-tune or prompt?": did training beat the label balance
+# The classifier's "fine-tune or prompt?": did training beat the best cheap alternative (the majority class, or a
+# TF-IDF + logistic regression classifier fitted in seconds on the same training rows)?
+GOTCHA = "fine-tune vs the best cheap alternative"
 NOT_APPLICABLE = {
     "hallucination, format control, memorisation": "a classifier generates no text",
     "forgetting (MMLU, general-text drift)": "both read next-token predictions; a classifier has no LM head",
@@ -51,6 +54,7 @@ class ClassifyInputs:
     majority: str  # the most frequent training label
     slices: list[str] | None
     split: str = ""  # which split is scored, in words (options.held_out_split)
+    train: list[Record] = field(default_factory=list)  # what the classic baseline is fitted on
 
 
 def read_classify_inputs(run_dir: Path, config: RunConfig, options: EvalOptions) -> ClassifyInputs:
@@ -67,7 +71,7 @@ def read_classify_inputs(run_dir: Path, config: RunConfig, options: EvalOptions)
     train = read_task_records(config.data.train, "classify", config.data, [])
     slices = slice_values(data_path, records, options.slice_by) if options.slice_by else None
     majority = majority_label([r.label for r in train])
-    return ClassifyInputs(data_path, records, labels, majority, slices, held_out_split(config, options))
+    return ClassifyInputs(data_path, records, labels, majority, slices, held_out_split(config, options), train)
 
 
 def check_known_labels(records: Sequence[Record], labels: Sequence[str]) -> None:
@@ -102,8 +106,11 @@ def evaluate_classifier(
         predicted = classify(tuned, inputs, config, options.batch_size or config.eval.batch_size, emit)
     gold = [inputs.labels.index(r.label) for r in inputs.records]
     majority = inputs.labels.index(inputs.majority)
+    with clock(CLASSIC):
+        classic = classic_baseline(inputs)
     scores = {
         MAJORITY: [Prediction(majority, g) for g in gold],
+        CLASSIC: [Prediction(p, g) for p, g in zip(classic.predicted, gold, strict=True)],
         TUNED: [Prediction(p, g) for p, g in zip(predicted, gold, strict=True)],
     }
     scorer = ClassScorer(inputs.labels)
@@ -115,7 +122,7 @@ def evaluate_classifier(
     if inputs.slices is not None:
         report["bias"], verdict = bias(options.slice_by, inputs.slices, scores[TUNED], scorer, options.thresholds)
         verdicts.append(verdict)
-    report["fine_tune_or_prompt"], verdict = lift_over_majority(run_dir, scorer, scores, options.bootstrap)
+    report["fine_tune_or_prompt"], verdict = lift_over_cheap(run_dir, scorer, scores, classic, options.bootstrap)
     report["verdicts"] = [asdict(v) for v in [*verdicts, verdict]]
     report["seconds"] = clock.seconds
     report["answers"] = [
@@ -160,11 +167,22 @@ def table_report(run_dir: Path, inputs: ClassifyInputs, options: EvalOptions, sc
     }
 
 
-def lift_over_majority(run_dir: Path, scorer, scores: dict, resamples: int) -> tuple[dict, Any]:
+def classic_baseline(inputs: ClassifyInputs) -> ClassicResult:
+    train = inputs.train
+    texts = [r.content for r in inputs.records]
+    return tfidf_predictions([r.content for r in train], [r.label for r in train], texts, inputs.labels)
+
+
+def lift_over_cheap(run_dir: Path, scorer, scores: dict, classic: ClassicResult, resamples: int) -> tuple[dict, Any]:
+    """Tuned against the better of the majority class and the classic classifier, with what each cost."""
     seconds = read_train_summary(run_dir).get("wall_seconds")
     accuracy = lambda subset: scorer.aggregate(subset)[scorer.primary]  # noqa: E731
-    baselines = {MAJORITY: scores[MAJORITY]}
+    baselines = {MAJORITY: scores[MAJORITY], CLASSIC: scores[CLASSIC]}
     lift, verdict = fine_tune_or_prompt(
-        scores[TUNED], baselines, accuracy, scorer.primary, seconds, resamples, "the majority class", GOTCHA
+        scores[TUNED], baselines, accuracy, scorer.primary, seconds, resamples, "the best cheap alternative", GOTCHA
     )
-    return asdict(lift) | {"train_seconds": seconds}, verdict
+    cost = {"classic_seconds": round(classic.seconds, 2)}
+    if seconds is not None and lift.baseline_name == CLASSIC:
+        cost["cost_ratio"] = round(seconds / max(classic.seconds, 1e-3), 1)
+        verdict.note += f"; {cost['cost_ratio']:.0f}x the classic baseline's {classic.seconds:.1f} s"
+    return asdict(lift) | {"train_seconds": seconds} | cost, verdict

@@ -62,8 +62,9 @@ def header(report: dict[str, Any]) -> str:
     if is_classify(report):
         lines.append(
             f"Columns: **majority class** always answers `{report['majority_label']}`, the most frequent training "
-            "label; **tuned** is the fine-tuned classifier. There is no base column: the untuned body under a "
-            "freshly initialised head answers at chance."
+            "label; **classic (TF-IDF + LR)** is a TF-IDF + logistic regression classifier fitted on the same "
+            "training rows in seconds; **tuned** is the fine-tuned classifier. There is no base column: the untuned "
+            "body under a freshly initialised head answers at chance."
         )
     shots = report.get("few_shot", {})
     if shots and shots.get("pick", "random") == "random":
@@ -203,7 +204,9 @@ def fine_tune_or_prompt(report: dict[str, Any]) -> str:
     if not f:
         return ""
     cost = f"; training took {f['train_seconds']:.0f} s" if f.get("train_seconds") is not None else ""
-    title = "Fine-tune vs the majority class" if is_classify(report) else "Fine-tune or prompt?"
+    title = "Fine-tune vs the best cheap alternative" if is_classify(report) else "Fine-tune or prompt?"
+    if f.get("cost_ratio") is not None:
+        cost += f", {f['cost_ratio']:.0f}x the classic baseline's {f['classic_seconds']:.1f} s"
     return (
         f"## {title}\n\n"
         f"{report['primary_metric']}: tuned {pct(f['tuned'])} vs {f['baseline_name']} {pct(f['baseline'])}, "
