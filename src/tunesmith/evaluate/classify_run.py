@@ -26,8 +26,8 @@ from ..layout import read_labels, read_train_summary
 from ..runs import TunedModel, load_tuned
 from ..training.classify import predict_classes
 from .baseline import fine_tune_or_prompt
-from .classify import score_classes
 from .classic import CLASSIC, ClassicResult, tfidf_predictions
+from .classify import score_classes
 from .gotchas import overfitting
 from .options import Clock, EvalOptions, held_out_path, held_out_split
 from .probes import bias, slice_values
