@@ -57,11 +57,22 @@ def train(
     if not result.main_process:
         return  # one of several processes (torchrun / accelerate launch): the main one reports and evaluates
     print_train_result(result)
+    refresh_report(result.run_dir)
     if evaluate and run_config.data.test is not None and run_config.task in EVALUATED_TASKS:
         evaluate_after_training(result.run_dir)
+        refresh_report(result.run_dir)
 
 
 EVALUATED_TASKS = ("sft", "classify")
+
+
+def refresh_report(directory: Path, export_dir: Path | None = None) -> None:
+    """Rebuild DIRECTORY/report.html after a command; a report that cannot be built is one yellow line, never an
+    error: what the command wrote is already on disk."""
+    from .render_report import print_report_line
+    from .report import rebuild
+
+    print_report_line(*rebuild(directory, export_dir))
 
 
 def evaluate_after_training(run_dir: Path) -> None:
@@ -93,6 +104,7 @@ def demo(
     with EventRenderer() as renderer:
         result = run_demo(config, on_event=renderer)
     print_train_result(result.train)
+    refresh_report(result.train.run_dir)
     rows = {"base": result.base.scores.as_row(), "tuned (LoRA)": result.tuned.scores.as_row()}
     if as_json:
         out.print_json(json.dumps(rows))
@@ -126,6 +138,9 @@ def compare(
         comparison = compare_stage(run_config, chosen, max_steps=max_steps, on_event=renderer)
     out.print(strategy_table(comparison))
     out.print(f"written: {run_config.output_dir / (run_config.name + '-compare')}/compare.md, compare.json")
+    for row in comparison.rows:
+        refresh_report(Path(row.run_dir))
+    refresh_report(run_config.output_dir / f"{run_config.name}-compare")
 
 
 @app.command()
@@ -215,6 +230,7 @@ def eval_run(
     else:
         print_markdown(result.md_path.read_text(encoding="utf-8"))
     print_written((result.json_path, result.md_path))
+    refresh_report(run_dir)
 
 
 @app.command("export")
@@ -238,6 +254,7 @@ def export(
     with EventRenderer() as renderer:
         result = export_run(run_dir, options, on_event=renderer)
     print_export_result(result)
+    refresh_report(run_dir, out)
     if strict and result.failed:
         problems = sum(v["status"] != "ok" for v in result.verdicts)
         raise TunesmithError(f"export: verification found {problems} problem(s) (--strict)")
@@ -493,6 +510,37 @@ def tune_search(
     with TuneRenderer() as renderer:
         result = tune_search_stage(run_config, on_event=renderer)
     print_search_result(result, as_json)
+    refresh_report(run_config.tune_dir)
+
+
+@app.command("report")
+def report(
+    directory: Path = typer.Argument(..., help="A run, compare (<name>-compare) or tune (<name>-tune) directory."),
+    open_page: bool = typer.Option(False, "--open", help="Open it in the default browser."),
+    export_dir: Path | None = typer.Option(None, "--export", help="The export folder, if not DIRECTORY/export."),
+) -> None:
+    """(Re)build DIRECTORY/report.html: one self-contained page from the JSON files the commands wrote there."""
+    from .render import out
+    from .report import write_report
+
+    path = write_report(directory, export_dir)
+    out.print(f"written: {path}")
+    if open_page:
+        import webbrowser
+
+        webbrowser.open(path.resolve().as_uri())
+
+
+@app.command("runs")
+def runs(
+    output_dir: Path = typer.Option(Path("runs"), "--output-dir", help="Where the runs were written."),
+    as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
+) -> None:
+    """List the runs, compares and searches in OUTPUT_DIR: status, best eval loss, headline metric, verdicts."""
+    from .render_report import print_runs
+    from .report.runs_list import list_runs
+
+    print_runs(list_runs(output_dir), as_json)
 
 
 def quiet_libraries() -> None:

@@ -126,6 +126,12 @@ class TrainSettings(Settings):
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="'auto' uses bf16 autocast where the hardware has fast bf16, else fp32."
     )
+    report_to: list[Literal["tensorboard", "mlflow", "trackio", "wandb"]] = Field(
+        default_factory=list,
+        description="Also log params, metrics and the run's small files to these trackers (each an optional "
+        "install: pip install tunesmith[track] for tensorboard and mlflow). Default: none. tensorboard and mlflow's "
+        "default store write local files; wandb and trackio send data where their own settings say.",
+    )
 
 
 class EvalSettings(Settings):

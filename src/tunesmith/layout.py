@@ -57,8 +57,9 @@ def gguf_file(quant: str) -> str:
 # files beside it; train_start.json: the data and set-up a run started with (the TrainStart event, as JSON);
 # search.json: `tune search`'s trials, best trial and parameter importances.
 REPORT_HTML, TRAIN_START, SEARCH_JSON = "report.html", "train_start.json", "search.json"
-# train.report_to: TensorBoard's event files (in the run directory), MLflow's local store (in output_dir).
-TENSORBOARD_DIR, MLFLOW_DB = "tensorboard", "mlflow.db"
+# train.report_to: TensorBoard's event files (in the run directory), MLflow's local store and its files (in
+# output_dir, shared by the runs there).
+TENSORBOARD_DIR, MLFLOW_DB, MLFLOW_ARTEFACTS = "tensorboard", "mlflow.db", "mlartifacts"
 
 # `tunesmith serve`: the GGUF it exported for itself (when no export has that type) and the engine's log.
 SERVE_DIR, SERVE_LOG = "serve", "serve.log"

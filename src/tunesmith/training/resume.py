@@ -52,6 +52,7 @@ NOT_TRAINING = ("eval", "compare", "tune")
 # Train settings that change how a step is computed (memory, speed), not what it computes (tests/training:
 # the same gradients): a run that ran out of memory can be resumed with checkpointing on or smaller pieces.
 HOW_NOT_WHAT = ("gradient_checkpointing", "compile", "max_tokens_per_forward", "packing", "share_prefix")
+NOT_COMPUTED = ("report_to",)  # where the run is logged to, not what it trains
 
 
 def same_training(saved_yaml: str, new_yaml: str) -> bool:
@@ -62,7 +63,7 @@ def same_training(saved_yaml: str, new_yaml: str) -> bool:
         settings = yaml.safe_load(text) or {}
         kept = {key: value for key, value in settings.items() if key not in NOT_TRAINING}
         if isinstance(kept.get("train"), dict):
-            kept["train"] = {key: value for key, value in kept["train"].items() if key not in HOW_NOT_WHAT}
+            kept["train"] = {k: v for k, v in kept["train"].items() if k not in HOW_NOT_WHAT + NOT_COMPUTED}
         return kept
 
     try:

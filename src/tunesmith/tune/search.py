@@ -31,6 +31,7 @@ from ..files import atomic_write_text
 from ..layout import SEARCH_BEST, SEARCH_JSON
 from ..training.guards import TrainingDiverged
 from ..training.loop import train
+from ..training.tracking import tracking
 from .space import check_space, suggest, trial_config
 from .study import (
     COUNTED,
@@ -148,7 +149,9 @@ class TrialObjective:
         trial.set_user_attr("run_yaml", config_yaml(run))
         self.emit(TrialStart(trial.number, dict(trial.params), run.run_dir, retried_trial(trial)))
         try:
-            result = train(run, on_event=self.watch(trial), fresh=True, class_scores=class_metrics)
+            with tracking(run, experiment=self.config.name) as tracked:  # train.report_to: every trial is logged
+                result = train(run, on_event=tracked.events(self.watch(trial)), fresh=True, class_scores=class_metrics)
+                tracked.finish(asdict(result), result.run_dir)
         except TrainingDiverged as err:
             trial.set_user_attr("note", f"diverged: {err}")
             raise optuna.TrialPruned(str(err)) from None
