@@ -61,6 +61,10 @@ class DataSettings(Settings):
     max_length: int = Field(1024, ge=8, description="Longest tokenised example; longer ones are truncated.")
 
 
+CLASS_METRICS = ("accuracy", "macro_f1")  # what train.select_by can maximise for task classify
+ANSWER_METRICS = ("entity_f1", "valid_json", "exact_match")  # ... and for task sft (greedy answers, scored)
+
+
 class TrainSettings(Settings):
     learning_rate: float = Field(2e-4, gt=0, description="Peak learning rate (AdamW).")
     epochs: float = Field(1.0, gt=0, description="Passes over the training data (ignored with max_steps).")
@@ -113,10 +117,20 @@ class TrainSettings(Settings):
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     max_grad_norm: float | None = Field(1.0, gt=0, description="Gradient clipping; null turns it off.")
     eval_every: int = Field(50, ge=1, description="Evaluate eval loss every N optimizer steps.")
-    select_by: Literal["eval_loss", "accuracy", "macro_f1"] = Field(
+    select_by: Literal["eval_loss", "accuracy", "macro_f1", "entity_f1", "valid_json", "exact_match"] = Field(
         "eval_loss",
-        description="The checkpoint a run exports: the lowest eval loss, or for task classify the highest accuracy "
-        "or macro-F1 on the eval split, scored at every evaluation.",
+        description="The checkpoint a run exports: the lowest eval loss; or the highest task metric on the eval "
+        "split, scored at every evaluation: accuracy or macro_f1 (task classify), entity_f1, valid_json or "
+        "exact_match (task sft: greedy answers to train.select_sample eval examples, scored as `eval` scores).",
+    )
+    select_sample: int = Field(
+        32, ge=1, description="Eval examples an sft run answers at each evaluation when select_by is a task metric."
+    )
+    early_stopping: int | None = Field(
+        3,
+        ge=1,
+        description="Stop when this many evaluations in a row bring no new best (by select_by); the best checkpoint "
+        "is exported. Needs an eval split; null trains every step.",
     )
     save_every: int | None = Field(None, ge=1, description="Checkpoint every N steps (default: eval_every).")
     log_every: int = Field(1, ge=1, description="Write a metrics.jsonl line every N steps.")
@@ -277,10 +291,11 @@ class RunConfig(Settings):
 
     @model_validator(mode="after")
     def _select_by_fits_the_task(self) -> RunConfig:
-        if self.train.select_by != "eval_loss" and self.task != "classify":
-            raise ValueError(
-                f"train.select_by: {self.train.select_by} scores classifiers; task {self.task} selects by eval_loss"
-            )
+        by = self.train.select_by
+        fits = {"classify": ("eval_loss", *CLASS_METRICS), "sft": ("eval_loss", *ANSWER_METRICS)}
+        allowed = fits.get(self.task, ("eval_loss",))
+        if by not in allowed:
+            raise ValueError(f"train.select_by: {by} does not score task {self.task}; use one of {', '.join(allowed)}")
         return self
 
     @model_validator(mode="after")

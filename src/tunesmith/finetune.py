@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .evaluate.classify import class_metrics
+from .evaluate.task import answer_metrics
 from .events import TrainStart
 from .files import atomic_write_text
 from .layout import TRAIN_START
@@ -27,7 +28,8 @@ def train(config, *, base=None, on_event=None, fresh: bool = False) -> TrainResu
     `tunesmith report RUN_DIR` says why)."""
     with tracking(config) as tracked:
         events = tracked.events(recording_start(config.run_dir, on_event))
-        result = train_loop(config, base=base, on_event=events, fresh=fresh, class_scores=class_metrics)
+        scorers = {"class_scores": class_metrics, "answer_scores": answer_metrics}
+        result = train_loop(config, base=base, on_event=events, fresh=fresh, **scorers)
         if result.main_process:
             rebuild(result.run_dir)
             tracked.finish(asdict(result), result.run_dir)

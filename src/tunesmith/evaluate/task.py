@@ -37,6 +37,12 @@ CLASSIFY_METRICS = {"accuracy": "accuracy", "macro_f1": "macro_f1"}
 GENERATION_METRICS = {"entity_f1": "entity F1", "valid_json": "valid JSON", "exact_match": "exact match"}
 
 
+def answer_metrics(model, tokenizer, examples: Sequence[Example], max_new_tokens: int, batch_size: int) -> dict:
+    """What training selects a generation run's checkpoint by (training.select.AnswerScores): our metric names."""
+    row = evaluate_examples(model, tokenizer, examples, max_new_tokens, batch_size).scores.as_row()
+    return {ours: row.get(theirs, 0.0) for ours, theirs in GENERATION_METRICS.items()}
+
+
 def score_eval_split(config, result) -> tuple[dict[str, float], int, dict[str, float]]:
     """Task metrics of a finished run's exported model on its eval split (data.eval, first eval.limit examples),
     the number of examples, and what a model that learned nothing scores (classify: the majority class)."""

@@ -4,7 +4,8 @@ One optimizer step = `grad_accum` micro-batches. The loss of the step is the tok
 supervised token in the whole accumulation window (not the mean of micro-batch means, trl#2175).
 Set-up lives in setup.py, the parts of a step in step.py, the result in result.py. The stage never prints: it
 reports typed events (events.py) through `on_event`, and the CLI renders. What it needs from evaluation — a class
-metric to select checkpoints by — is passed in (`class_scores`), so training imports nothing above it.
+or answer metric to select checkpoints by — is passed in (`class_scores`, `answer_scores`), so training imports
+nothing above it. Early stopping and answer metrics: select.py.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 from ..base import Base
 from ..config import RunConfig, config_yaml
 from ..errors import ConfigError
-from ..events import EvalDone, Event, TrainStart
+from ..events import EvalDone, Event, Phase, TrainStart
 from .checkpoint import CheckpointKeeper, export_artefact, restore_trainable_weights
 from .classify import predict_classes
 from .guards import DivergenceGuard, Interrupted, StopSignals
@@ -30,6 +31,7 @@ from .parallel import on_any_process, process_state
 from .resources import directory_bytes, peak_rss_bytes, release_free_memory, reset_peak_rss
 from .result import TrainResult, write_run_metadata, write_train_summary
 from .resume import check_run_dir, open_metrics, prepare_run_dir, resume
+from .select import AnswerScores, answer_metric, patience_ran_out
 from .setup import Setup, check_task_fits_base, set_up
 from .step import (
     accumulate_gradients,
@@ -57,6 +59,7 @@ class Steps:
     keeper: CheckpointKeeper
     total: int
     class_scores: ClassScores | None
+    answer_scores: AnswerScores | None = None
 
 
 def train(
@@ -66,19 +69,21 @@ def train(
     on_event: Callable[[Event], None] | None = None,
     fresh: bool = False,
     class_scores: ClassScores | None = None,
+    answer_scores: AnswerScores | None = None,
 ) -> TrainResult:
     """Fine-tune `config.base` on `config.data`; write the run directory; return what happened.
 
     A run directory holding checkpoints of the same config is resumed from its newest valid checkpoint
     (bit-exact); `fresh=True` starts over. A `base` passed in is trained in place (LoRA layers are injected).
-    `class_scores` scores a classifier's eval split (for train.select_by and the summary)."""
+    `class_scores` scores a classifier's eval split (for train.select_by and the summary), `answer_scores` an sft
+    run's greedy answers (train.select_by: entity_f1, valid_json, exact_match)."""
     processes = process_state()
     main = processes.is_main_process  # with several processes, only the main one writes and reports
     emit = (on_event if main else None) or (lambda event: None)
     started = time.perf_counter()
     reset_peak_rss()
     check_task_fits_base(config)
-    check_selection(config, class_scores)
+    check_selection(config, answer_scores if config.task == "sft" else class_scores)
     check_run_dir(config.run_dir, config_yaml(config), fresh)
     setup = set_up(config, emit, base)  # base and data checked before the run directory is touched
     if main:
@@ -87,6 +92,7 @@ def train(
     processes.wait_for_everyone()
     release_free_memory()
     steps = prepare_steps(config, setup, main, class_scores)
+    steps.answer_scores = answer_scores
     emit(start_event(setup, steps.total))
     resumed = {} if fresh else resume(config.run_dir, setup.plan, steps.optimizer, steps.keeper, emit)
     train_loss, speeds = run_steps(config, setup, steps, resumed, emit, main)
@@ -99,11 +105,10 @@ def train(
     return result
 
 
-def check_selection(config: RunConfig, class_scores: ClassScores | None) -> None:
-    if config.train.select_by != "eval_loss" and class_scores is None:
-        raise ConfigError(
-            f"train.select_by: {config.train.select_by} needs a class scorer; tunesmith.train passes evaluation's"
-        )
+def check_selection(config: RunConfig, scorer: Callable | None) -> None:
+    if config.train.select_by != "eval_loss" and scorer is None:
+        by = config.train.select_by
+        raise ConfigError(f"train.select_by: {by} needs a scorer; tunesmith.train passes evaluation's")
 
 
 def prepare_steps(config: RunConfig, setup: Setup, main: bool, class_scores: ClassScores | None) -> Steps:
@@ -118,6 +123,8 @@ def run_steps(config: RunConfig, setup: Setup, steps: Steps, resumed: dict, emit
     """The optimizer steps after the resumed one; returns the last train loss and the per-step speeds."""
     settings, work, accelerator, run_dir = config.train, setup.work, setup.accelerator, config.run_dir
     done_steps, train_loss = resumed.get("step", 0), resumed.get("train_loss", math.nan)
+    if resumed.get("stopped_early"):
+        return train_loss, []  # the run had ended: its best checkpoint is exported again
     batches = micro_batch_stream(
         work.train, settings.batch_size, settings.seed, settings.group_by_length, skip=done_steps * settings.grad_accum
     )
@@ -144,9 +151,14 @@ def run_steps(config: RunConfig, setup: Setup, steps: Steps, resumed: dict, emit
                 evaluated = evaluate_step(config, setup, steps, state)
                 emit(evaluated)
                 write_metrics(metrics, eval_record(evaluated))
+                if patience_ran_out(settings, steps.keeper.best_step, step) and not last:
+                    state["stopped_early"] = True
+                    emit(Phase(early_stop_note(settings, steps.keeper.best_step, step)))
             stopping = on_any_process(accelerator, stop.requested is not None)
-            if step % settings.save_every == 0 or last or stopping:
+            if step % settings.save_every == 0 or last or stopping or state.get("stopped_early"):
                 steps.keeper.save(state)
+            if state.get("stopped_early"):
+                break
             if stopping:
                 accelerator.wait_for_everyone()  # the main process has written the checkpoint
                 raise Interrupted(stop.requested or signal.SIGTERM, step, run_dir)
@@ -159,10 +171,19 @@ def evaluate_step(config: RunConfig, setup: Setup, steps: Steps, state: dict) ->
     settings, work = config.train, setup.work
     eval_loss = evaluate_loss(setup.accelerator, steps.loss_module, work.eval, settings.batch_size, work.collate)
     metric = None
-    if settings.select_by != "eval_loss":
+    if settings.select_by != "eval_loss" and config.task == "classify":
         metric = classify_eval(setup, steps, settings.batch_size)[settings.select_by]
+    elif settings.select_by != "eval_loss":
+        metric = answer_metric(config, setup, steps.answer_scores)
     is_best = steps.keeper.offer(state, eval_loss, None if metric is None else -metric)
     return EvalDone(state["step"], eval_loss, is_best, settings.select_by, metric)
+
+
+def early_stop_note(settings, best_step: int, step: int) -> str:
+    return (
+        f"early stopping at step {step}: {settings.early_stopping} evaluations without a better "
+        f"{settings.select_by} than step {best_step}'s; its checkpoint is exported"
+    )
 
 
 def classify_eval(setup: Setup, steps: Steps, batch_size: int) -> dict:

@@ -25,7 +25,7 @@ from optuna.study import MaxTrialsCallback
 from ..config import RunConfig, config_yaml
 from ..errors import ConfigError
 from ..evaluate.classify import class_metrics
-from ..evaluate.task import CLASSIFY_METRICS, GENERATION_METRICS, metric_of
+from ..evaluate.task import CLASSIFY_METRICS, GENERATION_METRICS, answer_metrics, metric_of
 from ..events import EvalDone, SearchStart, StepDone, TrainStart, TrialDone, TrialStart, Waiting
 from ..files import atomic_write_text
 from ..layout import SEARCH_BEST, SEARCH_JSON
@@ -48,6 +48,8 @@ from .study import (
 )
 
 WAIT_POLL_SECONDS = 2.0  # how often a worker with nothing to start looks at the trials running elsewhere
+
+SCORERS = {"class_scores": class_metrics, "answer_scores": answer_metrics}  # what trials select by
 
 
 @dataclass
@@ -150,7 +152,7 @@ class TrialObjective:
         self.emit(TrialStart(trial.number, dict(trial.params), run.run_dir, retried_trial(trial)))
         try:
             with tracking(run, experiment=self.config.name) as tracked:  # train.report_to: every trial is logged
-                result = train(run, on_event=tracked.events(self.watch(trial)), fresh=True, class_scores=class_metrics)
+                result = train(run, on_event=tracked.events(self.watch(trial)), fresh=True, **SCORERS)
                 tracked.finish(asdict(result), result.run_dir)
         except TrainingDiverged as err:
             trial.set_user_attr("note", f"diverged: {err}")
