@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed-stamp
 LLAMA_STAMP := $(VENV)/.llamacpp-stamp
 SERVER_STAMP := $(VENV)/.llama-server-stamp
 
-.PHONY: demo test lint stress bench clean llamacpp llama-server
+.PHONY: demo test lint stress bench clean llamacpp llama-server browser-test
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -50,6 +50,15 @@ BENCH_ARGS ?=
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) bench/trl_compare.py $(BENCH_ARGS)
+
+# report.html in headless Chromium (tests/report/test_browser.py, which skips without a chromium binary): Debian's
+# chromium + chromium-driver (apt-get, as root or through sudo) and selenium; screenshots in runs/screenshots.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser-test: $(STAMP)
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium chromium-driver)
+	$(PY) -m pip install -q -e '.[report]'
+	REPORT_SCREENSHOTS=runs/screenshots $(PY) -m pytest -q tests/report/test_browser.py -rs
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -61,7 +61,8 @@ DRAWN = """
 return Array.from(document.querySelectorAll('figure.plot')).map(function (f) {
   var svg = f.querySelector('svg'), box = svg ? svg.getBoundingClientRect() : {width: 0, height: 0};
   var marks = svg ? svg.querySelectorAll('polyline, rect, circle').length : 0;
-  return {kind: f.dataset.plot, empty: f.classList.contains('empty'), width: box.width, height: box.height, marks: marks};
+  return {kind: f.dataset.plot, empty: f.classList.contains('empty'), width: box.width, height: box.height,
+          marks: marks};
 });
 """
 
@@ -112,7 +113,7 @@ def test_the_report_opens_without_errors_or_requests_and_draws_every_plot(kind, 
     seen = open_report(browser, page, screenshots / kind)
     check_page(seen)
     expected = {
-        "sft": {"loss", "lr", "speed", "grad_norm", "metric", "slices", "forgetting", "export"},
+        "sft": {"loss", "lr", "speed", "grad_norm", "metric", "slices", "forgetting-text", "forgetting-mmlu", "export"},
         "compare": {"train-loss", "eval-loss", "trainable", "time", "memory", "drift"},
         "search": {"history", "importances", "trial-curves", "lr-range"},
     }[kind]

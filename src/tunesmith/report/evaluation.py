@@ -91,24 +91,26 @@ def forgetting(report: dict[str, Any]) -> str:
     f = report.get("forgetting")
     if not f:
         return ""
-    rows, bars = [], []
+    rows, charts = [], []
     text = f.get("general_text")
     if text:
         label = f"general text NLL, nats/token ({integer(text['tokens'])} tokens)"
         rows.append([label, fixed(text["base_nll"]), fixed(text["tuned_nll"]), signed(text["nll_increase"], 4)])
         rows.append(["KL(base ‖ tuned), nats/token", "", "", fixed(text["mean_kl"])])
-        bars.append(("general text NLL increase (nats)", text["nll_increase"], signed(text["nll_increase"], 4)))
+        bars = [("base", text["base_nll"], fixed(text["base_nll"]), BASE_COLOUR)]
+        bars.append(("tuned", text["tuned_nll"], fixed(text["tuned_nll"]), PALETTE[1]))
+        charts.append(bar_chart("forgetting-text", "General text NLL (nats/token, lower is better)", bars))
     mmlu = f.get("mmlu")
     if mmlu:
         low, high = mmlu["delta_ci"]
         change = f"{points(mmlu['delta'])} (95% CI {points(low)} to {points(high)})"
-        rows.append(
-            [f"MMLU accuracy ({integer(mmlu['questions'])} questions)", pct(mmlu["base"]), pct(mmlu["tuned"]), change]
-        )
-        bars.append(("MMLU accuracy change", mmlu["delta"], points(mmlu["delta"])))
-    chart = bar_chart("forgetting", "Forgetting: tuned minus base", bars, PALETTE[1])
+        label = f"MMLU accuracy ({integer(mmlu['questions'])} questions)"
+        rows.append([label, pct(mmlu["base"]), pct(mmlu["tuned"]), change])
+        bars = [("base", mmlu["base"], pct(mmlu["base"]), BASE_COLOUR), ("tuned", mmlu["tuned"], pct(mmlu["tuned"]))]
+        charts.append(bar_chart("forgetting-mmlu", f"MMLU accuracy (change {points(mmlu['delta'])})", bars))
     body = table(["probe", "base", "tuned", "change"], [[escape(r[0]), *r[1:]] for r in rows], (1, 2, 3))
-    return "<h3>Forgetting: drift from the base on general material</h3>" + body + f'<div class="plots">{chart}</div>'
+    title = "<h3>Forgetting: drift from the base on general material</h3>"
+    return title + body + f'<div class="plots">{"".join(charts)}</div>'
 
 
 def overfitting(report: dict[str, Any]) -> str:

@@ -30,6 +30,11 @@ def percent(value: float) -> str:
     return f"{value:.3g}%"
 
 
+def share(value: float) -> str:
+    """A share as a percentage to 3 significant digits: a trainable share of 0.000161 is 0.0161%, not 0.0%."""
+    return f"{100 * value:.3g}%"
+
+
 def fixed(value: float, digits: int = 4) -> str:
     return f"{value:.{digits}f}"
 
@@ -77,7 +82,7 @@ def forms(value: float) -> set[str]:
         {fixed(value, d) for d in range(5)} | {sig(value, d) for d in (2, 3, 4)} | {signed(value, d) for d in (3, 4)}
     )
     spelled |= {f"{100 * value:+.1f}", f"{value:,.0f}", f"{value / 2**30:.2f}", f"{value / 2**20:.1f}"}
-    spelled.add(percent(value))
+    spelled |= {percent(value), share(value)}
     return spelled
 
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from .answers import AnswerTable, answers_section
 from .evaluation import evaluation_section, export_section
-from .numbers import fixed, integer, pct, plain, seconds, sig, size
+from .numbers import fixed, integer, plain, seconds, sig, size
+from .numbers import share as share_text
 from .page import Section, cell, facts, page
 from .plots import Axes, Series, line_chart
 from .sources import RunFiles
@@ -44,7 +45,7 @@ def run_section(run: RunFiles) -> str:
     train = c.get("train") or {}
     share = trainable_share(s)
     trainable = (
-        f"{integer(s['trainable_params'])} of {integer(s['all_params'])} parameters ({pct(share)})"
+        f"{integer(s['trainable_params'])} of {integer(s['all_params'])} parameters ({share_text(share)})"
         if share is not None
         else ""
     )

@@ -3,6 +3,7 @@ train.report_to): params(dict), log(metrics, step), artefact(path), close(failed
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -44,6 +45,9 @@ class Mlflow:
     def __init__(self, experiment: str, run_name: str, local_db: Path, artefacts: str) -> None:
         from mlflow.tracking import MlflowClient
 
+        # MLflow sets its loggers to INFO when imported: its database set-up lines would cut through the progress bar
+        for name in ("mlflow", "alembic"):
+            logging.getLogger(name).setLevel(logging.WARNING)
         uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(local_db).resolve()}"
         Path(local_db).parent.mkdir(parents=True, exist_ok=True)
         self.client = MlflowClient(uri)
