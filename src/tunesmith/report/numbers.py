@@ -65,6 +65,8 @@ def mib(value: float) -> str:
 
 
 def size(value: float) -> str:
+    if value < 2**20:
+        return f"{value:,.0f} bytes"
     return gib(value) if value >= 2**30 else mib(value)
 
 

@@ -24,7 +24,8 @@ section { background: #fff; border: 1px solid var(--line); border-radius: 8px; p
 h2 { font-size: 17px; margin: 4px 0 10px; } h3 { font-size: 15px; margin: 12px 0 6px; }
 table { border-collapse: collapse; margin: 6px 0; }
 th, td { border-bottom: 1px solid var(--line); padding: 4px 10px; text-align: left; vertical-align: top; }
-th { background: #f3f4f6; font-weight: 600; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+th { background: #f3f4f6; font-weight: 600; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .badge { display: inline-block; min-width: 44px; text-align: center; border-radius: 4px; padding: 1px 6px;
   color: #fff; font-weight: 700; font-size: 12px; }
 .badge.ok { background: var(--ok); } .badge.warn { background: var(--warn); } .badge.fail { background: var(--fail); }

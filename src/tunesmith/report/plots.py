@@ -15,7 +15,7 @@ from html import escape
 from .numbers import sig
 
 WIDTH, HEIGHT = 460, 250
-LEFT, RIGHT, TOP, BOTTOM = 62, 14, 30, 42
+LEFT, RIGHT, TOP, BOTTOM = 62, 14, 40, 42
 PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#be185d", "#65a30d")
 MARKED = 60  # series of at most this many points get a dot (with its value as a tooltip) at every point
 
@@ -135,13 +135,11 @@ def dots(s: Series, colour: str, scale_x, scale_y, axes: Axes) -> str:
 
 
 def legend(entries: Sequence[tuple[str, str, bool]]) -> str:
-    parts, x = [], LEFT + 6
+    parts, x, y = [], LEFT + 6, TOP - 12  # between the title and the plot: never over a line or an axis label
     for name, colour, dashed in entries:
         dash = ' stroke-dasharray="5 3"' if dashed else ""
-        parts.append(
-            f'<line x1="{x}" y1="{TOP + 2}" x2="{x + 16}" y2="{TOP + 2}" stroke="{colour}" stroke-width="2"{dash}/>'
-        )
-        parts.append(f'<text class="legend" x="{x + 20}" y="{TOP + 6}">{escape(name)}</text>')
+        parts.append(f'<line x1="{x}" y1="{y}" x2="{x + 16}" y2="{y}" stroke="{colour}" stroke-width="2"{dash}/>')
+        parts.append(f'<text class="legend" x="{x + 20}" y="{y + 4}">{escape(name)}</text>')
         x += 28 + 6.2 * len(name)
     return "".join(parts)
 
