@@ -83,3 +83,18 @@ def test_a_constrained_evaluation_decodes_in_pytorch(exported_run):
     )
     with pytest.raises(Unavailable, match="--constrain"):
         choose(exported_run, "llamacpp", constrained=True)
+
+
+def test_a_base_whose_config_names_no_architecture_is_converted_through_links_that_name_one(tmp_path):
+    from tunesmith.evaluate.engine import with_architecture
+
+    source = tmp_path / "dequantised"
+    source.mkdir()
+    (source / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 8}))
+    (source / "model.safetensors").write_bytes(b"weights")
+    (tmp_path / "scratch").mkdir()
+    linked = with_architecture(source, tmp_path / "scratch")
+    assert json.loads((linked / "config.json").read_text())["architectures"] == ["LlamaForCausalLM"]
+    assert (linked / "model.safetensors").resolve() == source / "model.safetensors"
+    assert json.loads((source / "config.json").read_text()) == {"model_type": "llama", "hidden_size": 8}
+    assert with_architecture(linked, tmp_path / "unused") == linked  # names one already: used as it is

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from ..data.encode import encode_prompt
 from ..errors import ConfigError, TunesmithError
 from ..events import Phase
 from ..files import sha256_of, verify_directory
-from ..layout import EXPORT_DIR, EXPORT_JSON, gguf_file, read_json
+from ..layout import EXPORT_DIR, EXPORT_JSON, HF_CONFIG, gguf_file, read_json
 from ..runs import exported_artefact, source_digest
 from .generate import Generation
 from .llamacpp import CONVERTER, convert, gguf_row, greedy_answer, llama_cpp_model, toolchain_missing
@@ -46,7 +47,8 @@ class Engines:
 
     def report(self, columns: Sequence[str]) -> dict:
         """eval.json's `engines`: what answered each column, the memorisation probe and the forgetting probes."""
-        by_column = {c: self.answered_by["base" if c.startswith("base") else "tuned"] for c in columns}
+        side = lambda c: "base" if c.startswith("base") else "tuned" if c == "tuned" else None  # noqa: E731
+        by_column = {c: self.answered_by[side(c)] if side(c) else "no model" for c in columns}
         probes = {"memorisation": self.answered_by["tuned"], "forgetting": self.pytorch}
         return {"answered_by": by_column | probes, "note": self.note}
 
@@ -148,8 +150,27 @@ def base_gguf(config, emit) -> Path:
     if not target.is_file():
         emit(Phase(f"converting the base to an f16 GGUF for llama.cpp (once; cached in {target.parent})"))
         target.parent.mkdir(parents=True, exist_ok=True)
-        convert(source, target, "f16")
+        with tempfile.TemporaryDirectory(prefix="base-gguf-") as scratch:
+            convert(with_architecture(source, Path(scratch)), target, "f16")
     return target
+
+
+def with_architecture(source: Path, scratch: Path) -> Path:
+    """`source`, or where its config.json names no architecture (what llama.cpp's converter detects the model by;
+    the dequantised cache of a GGUF base has none), a folder of links to its files with the causal-LM class added."""
+    config = json.loads((source / HF_CONFIG).read_text(encoding="utf-8"))
+    if config.get("architectures"):
+        return source
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    architecture = MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(config.get("model_type"))
+    if architecture is None:
+        raise Unavailable(f"{source}: {HF_CONFIG} names no architecture llama.cpp's converter could detect")
+    for path in source.iterdir():
+        (scratch / path.name).symlink_to(path.resolve())
+    (scratch / HF_CONFIG).unlink()
+    (scratch / HF_CONFIG).write_text(json.dumps(config | {"architectures": [architecture]}), encoding="utf-8")
+    return scratch
 
 
 def base_key(source: Path) -> str:
