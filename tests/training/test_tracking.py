@@ -146,3 +146,26 @@ def test_trackio_and_wandb_get_init_log_and_finish_at_the_metrics_cadence(name, 
     assert steps == [2, 3]  # metrics.jsonl's cadence: every log_every steps and the last
     assert ("log", {"eval/loss": 0.75}, 3) in fake.calls
     assert fake.calls[-1][0] == "finish"
+
+
+def test_a_tracker_that_fails_mid_run_is_dropped_with_a_warning_and_training_goes_on(tmp_path, monkeypatch):
+    class Broken(Recorder):
+        def log(self, metrics, step=None):
+            raise ConnectionError("server went away")
+
+    fake = Broken()
+    monkeypatch.setitem(sys.modules, "trackio", fake)
+    config = SimpleNamespace(
+        name="run",
+        output_dir=tmp_path,
+        run_dir=tmp_path / "run",
+        model_dump=lambda mode: {},
+        train=SimpleNamespace(report_to=["trackio"], log_every=1),
+    )
+    tracked = TrackedRun(config)
+    relay = tracked.events(None)
+    relay(TrainStart(2, "plan", 8, 2, 100, 0, [], "fp32"))
+    with pytest.warns(UserWarning, match="trackio stopped logging: server went away"):
+        relay(StepDone(1, 2, 0.5, 1.0, 1e-3, 0.5, 100.0, 10.0, 4.0))
+    relay(StepDone(2, 2, 1.0, 0.9, 1e-3, 0.5, 100.0, 10.0, 4.0))  # no tracker left: nothing raised
+    assert tracked.trackers == {}

@@ -13,6 +13,7 @@ and a missing one stops the run before anything loads, with the line that instal
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -73,11 +74,14 @@ def flat_params(config: RunConfig) -> dict[str, Any]:
 
 
 class TrackedRun:
-    """One run's trackers, opened when training starts (only the main process sees the events)."""
+    """One run's trackers, opened when training starts (only the main process sees the events).
+
+    A tracker that fails once it runs (a server gone, a full disk) is dropped with a warning: logging is never worth
+    the training it describes."""
 
     def __init__(self, config: RunConfig, experiment: str | None = None) -> None:
         self.config, self.experiment = config, experiment or config.name
-        self.trackers: list[Any] = []
+        self.trackers: dict[str, Any] = {}
 
     def events(self, on_event: Callable | None) -> Callable | None:
         if not self.config.train.report_to:
@@ -92,37 +96,42 @@ class TrackedRun:
 
     def observe(self, event) -> None:
         if isinstance(event, TrainStart) and not self.trackers:
-            self.trackers = [open_tracker(name, self.config, self.experiment) for name in self.config.train.report_to]
-            self.log_params(flat_params(self.config))
+            for name in self.config.train.report_to:
+                self.guarded(name, lambda name=name: self.trackers.__setitem__(name, self.opened(name)))
+            self.each("params", flat_params(self.config))
         elif isinstance(event, StepDone) and logged(event, self.config.train.log_every):
-            self.log({f"train/{key}": getattr(event, key) for key in STEP_METRICS}, event.step)
+            self.each("log", {f"train/{key}": getattr(event, key) for key in STEP_METRICS}, event.step)
         elif isinstance(event, EvalDone):
             metrics = {"eval/loss": event.eval_loss}
             if event.metric is not None:
                 metrics[f"eval/{event.select_by}"] = event.metric
-            self.log(metrics, event.step)
+            self.each("log", metrics, event.step)
 
-    def log_params(self, params: dict[str, Any]) -> None:
-        for tracker in self.trackers:
-            tracker.params(params)
+    def opened(self, name: str):
+        return open_tracker(name, self.config, self.experiment)
 
-    def log(self, metrics: dict[str, float], step: int) -> None:
-        for tracker in self.trackers:
-            tracker.log(metrics, step)
+    def each(self, method: str, *args) -> None:
+        for name, tracker in list(self.trackers.items()):
+            self.guarded(name, lambda tracker=tracker: getattr(tracker, method)(*args))
+
+    def guarded(self, name: str, call: Callable[[], None]) -> None:
+        try:
+            call()
+        except Exception as err:  # noqa: BLE001  (the library's own errors: any of them)
+            self.trackers.pop(name, None)
+            warnings.warn(f"train.report_to: {name} stopped logging: {str(err).splitlines()[0][:200]}", stacklevel=2)
 
     def finish(self, summary: dict[str, Any], run_dir: Path) -> None:
         """The run's summary numbers at its last step, and its small files."""
         numbers = {f"summary/{k}": summary[k] for k in SUMMARY_METRICS if isinstance(summary.get(k), int | float)}
-        self.log(numbers, int(summary.get("steps") or 0))
-        for tracker in self.trackers:
-            for name in FILES:
-                if (Path(run_dir) / name).is_file():
-                    tracker.artefact(Path(run_dir) / name)
+        self.each("log", numbers, int(summary.get("steps") or 0))
+        for name in FILES:
+            if (Path(run_dir) / name).is_file():
+                self.each("artefact", Path(run_dir) / name)
 
     def close(self, failed: bool) -> None:
-        for tracker in self.trackers:
-            tracker.close(failed)
-        self.trackers = []
+        self.each("close", failed)
+        self.trackers = {}
 
 
 def logged(event: StepDone, log_every: int) -> bool:
