@@ -34,7 +34,13 @@ $(SERVER_STAMP): $(LLAMA_STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/tunesmith demo
 
-test: $(STAMP) $(LLAMA_STAMP) $(SERVER_STAMP)
+# TRL for the bench tests (bench/gpu_check.py --dry-run runs tunesmith against TRL's SFTTrainer on a tiny model).
+BENCH_STAMP := $(VENV)/.bench-stamp
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[bench]'
+	touch $(BENCH_STAMP)
+
+test: $(STAMP) $(LLAMA_STAMP) $(SERVER_STAMP) $(BENCH_STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

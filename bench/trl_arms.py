@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from step_flops import padded_piece, tunesmith_pieces
 
 from tunesmith.base import load_base
 from tunesmith.base.precision import choose_precision
@@ -48,6 +49,9 @@ class ArmResult:
     wall_s: float  # the whole arm, load to saved adapter
     adapter_dir: str
     settings: dict = field(default_factory=dict)
+    pieces: list[list[dict]] = field(default_factory=list)  # per step, the forward pieces it ran (bench/flops.py)
+    recompute: bool = False  # gradient checkpointing was on (one more forward of the blocks per piece)
+    profile: dict = field(default_factory=dict)  # --profile: where two timed steps went (torch.profiler)
 
 
 def proc_status_kib(key: str) -> int:
@@ -87,21 +91,31 @@ def ours_in_order(config: RunConfig, examples: list, steps: int) -> list:
     return [e for _ in range(steps * settings.grad_accum) for e in next(stream)[1]]
 
 
-def run_ours(steps: int, workdir: Path, name: str) -> ArmResult:
+class StepClock:
+    """train()'s events: when training began, when each step ended, the memory plan (pieces, checkpointing), and
+    with `profile` a torch.profiler trace of the two steps after the warm-up."""
+
+    def __init__(self, profile: bool = False):
+        self.begin, self.ends, self.plan = 0.0, [], None
+        self.profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) if profile else None
+
+    def __call__(self, event) -> None:
+        if isinstance(event, TrainStart):
+            self.begin, self.plan = time.perf_counter(), event.memory
+        elif isinstance(event, StepDone):
+            self.ends.append(time.perf_counter())
+            if self.profiler is not None and event.step in (WARMUP_STEPS, WARMUP_STEPS + PROFILED_STEPS):
+                self.profiler.start() if event.step == WARMUP_STEPS else self.profiler.stop()
+
+
+def run_ours(steps: int, workdir: Path, name: str, profile: bool = False, overrides: list[str] = ()) -> ArmResult:
     started = time.perf_counter()
-    config = bench_config(steps, workdir, name, OURS[name])
+    config = bench_config(steps, workdir, name, [*OURS.get(name, []), *overrides])
     seed_everything(config.train.seed)
     base = load_base(config.base, dtype=base_dtype(config))
     data = load_training_data(config.data, base.tokenizer, config.train.seed)  # to count what the loop consumes
     rss_load = reset_peak_rss()
-    begin, ends = [0.0], []
-
-    def clock(event) -> None:
-        if isinstance(event, TrainStart):
-            begin[0] = time.perf_counter()
-        elif isinstance(event, StepDone):
-            ends.append(time.perf_counter())
-
+    clock = StepClock(profile and steps >= WARMUP_STEPS + PROFILED_STEPS)
     result = train(config, base=base, on_event=clock)
     peak = proc_status_kib("VmHWM")
     settings = config.train
@@ -112,31 +126,76 @@ def run_ours(steps: int, workdir: Path, name: str) -> ArmResult:
     processed = [sum(len(e.input_ids) for e in w) for w in windows]
     recorded = json.loads(config.model_dump_json())["train"] | {"base_dtype": str(base_dtype(config))}
     wall = time.perf_counter() - started
-    return ArmResult(
-        name, steps, begin[0], ends, supervised, processed, rss_load, peak, wall, str(result.artefact_dir), recorded
-    )
+    recompute = bool(clock.plan and clock.plan.checkpointing)
+    arm = ArmResult(
+        name, steps, clock.begin, clock.ends, supervised, processed, rss_load, peak, wall, str(result.artefact_dir),
+        recorded, ours_pieces(config, windows, clock.plan, recompute), recompute,
+    )  # fmt: skip
+    arm.profile = profile_breakdown(clock.profiler) if clock.profiler else {}
+    return arm
+
+
+def ours_pieces(config: RunConfig, windows: list, plan, recompute: bool) -> list[list[dict]]:
+    """Per step, the forward pieces tunesmith ran (None for packed rows, which flops.py does not model)."""
+    settings = config.train
+    if settings.packing:
+        return []
+    max_tokens = plan.max_tokens_per_forward if plan else settings.max_tokens_per_forward
+    share = settings.share_prefix and not recompute and config.lora.lora_dropout == 0
+    size = settings.batch_size
+    return [
+        [asdict(p) for p in tunesmith_pieces([w[i : i + size] for i in range(0, len(w), size)], max_tokens, share)]
+        for w in windows
+    ]
+
+
+PROFILED_STEPS = 2
+CATEGORIES = {  # torch.profiler op name -> where a step's time goes
+    "matmul": ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear", "aten::baddbmm"),
+    "attention": ("aten::_scaled_dot_product", "aten::scaled_dot_product"),
+    "cross-entropy": ("aten::cross_entropy", "aten::log_softmax", "aten::_log_softmax", "aten::nll_loss"),
+    "optimizer": ("aten::_foreach", "Optimizer.step", "aten::_fused_adamw"),
+}
+
+
+def profile_breakdown(profiler, top: int = 12) -> dict:
+    """Self CPU time by category and the top ops, over the profiled steps (self time: nothing counted twice)."""
+    events = profiler.key_averages()
+    total = sum(e.self_cpu_time_total for e in events) or 1
+    by_category: dict[str, float] = {}
+    for e in events:
+        category = next((c for c, names in CATEGORIES.items() if e.key.startswith(names)), "other")
+        by_category[category] = by_category.get(category, 0.0) + e.self_cpu_time_total
+    ranked = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:top]
+    return {
+        "steps": PROFILED_STEPS,
+        "self_cpu_s": total / 1e6,
+        "share_by_category": {c: t / total for c, t in sorted(by_category.items(), key=lambda kv: -kv[1])},
+        "top_ops": [{"op": e.key, "share": e.self_cpu_time_total / total, "calls": e.count} for e in ranked],
+    }
 
 
 class CountingCollator:
     """Wraps TRL's collator to record what every batch feeds the model (batches are collated in step order)."""
 
     def __init__(self, collator):
-        self.collator, self.supervised, self.processed = collator, [], []
+        self.collator, self.supervised, self.processed, self.shapes = collator, [], [], []
 
     def __call__(self, features):
         batch = self.collator(features)
         self.supervised.append(int((batch["labels"] != -100).sum()))
         mask = batch.get("attention_mask")
         self.processed.append(int(mask.sum()) if mask is not None else int(batch["input_ids"].numel()))
+        self.shapes.append(tuple(batch["input_ids"].shape))  # padded: every position is computed, logits too
         return batch
 
 
-def run_trl(steps: int, workdir: Path, matched: bool) -> ArmResult:
+def run_trl(steps: int, workdir: Path, matched: bool, overrides: list[str] = ()) -> ArmResult:
     from datasets import Dataset
     from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
-    class StepClock(TrainerCallback):
+    class TrainerClock(TrainerCallback):
         def __init__(self):
             self.begin, self.ends = 0.0, []
 
@@ -148,7 +207,7 @@ def run_trl(steps: int, workdir: Path, matched: bool) -> ArmResult:
 
     started = time.perf_counter()
     name = "trl-matched" if matched else "trl-shipped"
-    config = bench_config(steps, workdir, name)
+    config = bench_config(steps, workdir, name, overrides)
     ours = config.train
     seed_everything(ours.seed)
     # Shipped: the model as from_pretrained gives it (fp32) under the Trainer's bf16 autocast. Matched: as ours.
@@ -188,7 +247,7 @@ def run_trl(steps: int, workdir: Path, matched: bool) -> ArmResult:
         )  # fmt: skip
     counter = CountingCollator(trainer.data_collator)
     trainer.data_collator = counter
-    clock = StepClock()
+    clock = TrainerClock()
     trainer.add_callback(clock)
     rss_load = reset_peak_rss()
     trainer.train()
@@ -204,9 +263,11 @@ def run_trl(steps: int, workdir: Path, matched: bool) -> ArmResult:
         f"torch.optim.AdamW(lr={s.learning_rate}, weight_decay={s.weight_decay}), passed in",
         f"tunesmith {s.schedule}: warm-up {s.warmup_steps} steps, floor {s.min_lr_ratio} x peak (LambdaLR, passed in)",
     )
+    pieces = [[asdict(padded_piece(*shape))] for shape in counter.shapes[:steps]]
     return ArmResult(
-        name, steps, clock.begin, clock.ends, supervised, processed, rss_load, peak, wall, str(adapter_dir), settings
-    )
+        name, steps, clock.begin, clock.ends, supervised, processed, rss_load, peak, wall, str(adapter_dir), settings,
+        pieces, bool(args.gradient_checkpointing),
+    )  # fmt: skip
 
 
 def schedule_factor(config: RunConfig, total_steps: int, step: int) -> float:
@@ -230,23 +291,32 @@ def trl_settings(args, matched: bool, optimizer: str = "", scheduler: str = "") 
     return recorded
 
 
-def evaluate_adapter(adapter_dir: str, base_spec: str, eval_examples: list, batch_size: int = 8) -> float:
-    """The shared evaluator: fp32 base + the arm's adapter, token-mean NLL on the completion tokens."""
+def evaluate_adapter(
+    adapter_dir: str, base_spec: str, eval_examples: list, batch_size: int = 8, device: str = "cpu"
+) -> float:
+    """The shared evaluator: fp32 base + the arm's adapter (or the arm's whole fine-tuned model), token-mean NLL on
+    the completion tokens."""
     from peft import PeftModel
+    from transformers import AutoModelForCausalLM
 
-    model = PeftModel.from_pretrained(load_base(base_spec, dtype=torch.float32).model, adapter_dir).eval()
+    if (Path(adapter_dir) / "adapter_config.json").is_file():
+        model = PeftModel.from_pretrained(load_base(base_spec, dtype=torch.float32).model, adapter_dir)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(adapter_dir, dtype=torch.float32)
+    model = model.to(device).eval()
     pad_id = model.config.pad_token_id if model.config.pad_token_id is not None else 0
     nll, tokens = 0.0, 0
     with torch.no_grad():
         for start in range(0, len(eval_examples), batch_size):
             batch = collate(eval_examples[start : start + batch_size], pad_id)
+            batch = {k: v.to(device) for k, v in batch.items()}
             total, count = supervised_nll(model, batch, share_prefix=False)  # the plain computation
             nll, tokens = nll + float(total), tokens + count
     return nll / tokens
 
 
-def eval_examples(limit: int) -> tuple[str, list]:
-    config = load_config(EXAMPLE)
+def eval_examples(limit: int, overrides: list[str] = ()) -> tuple[str, list]:
+    config = load_config(EXAMPLE, list(overrides))
     base = load_base(config.base, dtype=torch.float32)
     data = load_training_data(config.data, base.tokenizer, config.train.seed)
     return config.base, data.eval.examples[:limit]
@@ -258,9 +328,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, required=True)
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--profile", action="store_true", help=f"torch.profiler over {PROFILED_STEPS} timed steps")
     args = parser.parse_args()
     if args.arm.startswith("ours"):
-        result = run_ours(args.steps, args.workdir, args.arm)
+        result = run_ours(args.steps, args.workdir, args.arm, args.profile)
     else:
         result = run_trl(args.steps, args.workdir, matched=args.arm == "trl-matched")
     args.out.write_text(json.dumps(asdict(result), indent=1))

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,6 +26,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from step_flops import ModelShape, Piece, model_shape, piece_flops, shape_matched_peak, step_gemms  # noqa: E402
 from trl_arms import OURS, WARMUP_STEPS, eval_examples, evaluate_adapter  # noqa: E402
 from trl_report import write_report  # noqa: E402
 
@@ -77,9 +79,8 @@ def machine() -> dict:
     }
 
 
-def model_flops_per_token() -> dict:
-    """LoRA convention: 4N + 6 N_lora per processed token (frozen base: forward 2N + input-gradient 2N; adapters
-    6 N_lora); N counts every base weight once (the tied embedding as the LM head); attention scores excluded."""
+def model_flops() -> dict:
+    """The LoRA model's shape for step_flops.py (what a step executes), and N, N_lora for the record."""
     from trl_arms import bench_config
 
     from tunesmith.base import load_base
@@ -89,12 +90,37 @@ def model_flops_per_token() -> dict:
     base = load_base(config.base, dtype=torch.bfloat16)
     n_base = sum(p.numel() for p in base.model.parameters())
     plan = PREPARE["lora"](base.model, config)
-    return {"N": n_base, "N_lora": plan.trainable_params, "flops_per_token": 4 * n_base + 6 * plan.trainable_params}
+    shape = model_shape(plan.model, full=False)
+    return {"N": n_base, "N_lora": plan.trainable_params, "lora_rank": config.lora.r, "shape": asdict(shape)}
 
 
-def run_arm(arm: str, steps: int, workdir: Path, threads: int | None) -> dict:
+def executed_flops(raw: dict, shape: ModelShape, steps: slice) -> float | None:
+    """FLOPs the arm's steps in `steps` executed (None when the arm did not record its pieces, e.g. packed)."""
+    pieces = raw.get("pieces") or []
+    if len(pieces) < len(raw["step_ends"]):
+        return None
+    recompute = raw.get("recompute", False)
+    return sum(piece_flops(shape, Piece(**piece), recompute) for step in pieces[steps] for piece in step)
+
+
+def shape_peaks(runs: list[dict], flops: dict, compute_precision: str) -> dict:
+    """GFLOP/s of the model's own products at tunesmith's median piece (rows x tokens, supervised logits), in the
+    compute precision and fp32."""
+    pieces = [p for run in runs if run["arm"].startswith("ours") for step in run["pieces"] for p in step]
+    pieces = pieces or [p for run in runs for step in run["pieces"] for p in step]
+    tokens = int(statistics.median(Piece(**p).executed_tokens for p in pieces))
+    logits = int(statistics.median(p["logits"] for p in pieces))
+    gemms = step_gemms(ModelShape(**flops["shape"]), tokens, logits, flops["lora_rank"])
+    dtypes = {"bf16": torch.bfloat16, "fp32": torch.float32}
+    precisions = ["fp32"] if compute_precision == "fp32" else [compute_precision, "fp32"]
+    peaks = {p: shape_matched_peak(gemms, dtypes[p]) for p in precisions}
+    return {"gflops": peaks, "piece_tokens": tokens, "piece_logits": logits, "products": len(gemms)}
+
+
+def run_arm(arm: str, steps: int, workdir: Path, threads: int | None, profile: bool = False) -> dict:
     out = workdir / f"{arm}.json"
     command = [sys.executable, str(HERE / "trl_arms.py"), arm, "--steps", str(steps), "--workdir", str(workdir)]
+    command += ["--profile"] if profile else []
     env = os.environ | ({"OMP_NUM_THREADS": str(threads)} if threads else {})
     completed = subprocess.run([*command, "--out", str(out)], capture_output=True, text=True, env=env)
     if completed.returncode != 0:
@@ -102,15 +128,18 @@ def run_arm(arm: str, steps: int, workdir: Path, threads: int | None) -> dict:
     return json.loads(out.read_text())
 
 
-def timed_metrics(raw: dict) -> dict:
-    """Throughput over the optimizer steps after the first WARMUP_STEPS (same numerator for every arm)."""
+def timed_metrics(raw: dict, shape: ModelShape | None = None) -> dict:
+    """Throughput over the optimizer steps after the first WARMUP_STEPS (same numerator for every arm), and the
+    FLOPs those steps executed per second (step_flops.py) when the model's shape is given."""
     ends, w = raw["step_ends"], WARMUP_STEPS
     seconds = ends[-1] - ends[w - 1]
     timed_steps = len(ends) - w
     supervised, processed = sum(raw["supervised"][w:]), sum(raw["processed"][w:])
+    executed = executed_flops(raw, shape, slice(w, None)) if shape else None
     return {
         "supervised_tokens_per_s": supervised / seconds,
         "processed_tokens_per_s": processed / seconds,
+        "executed_gflops_per_s": executed / seconds / 1e9 if executed is not None else None,
         "s_per_step": seconds / timed_steps,
         "warmup_s": ends[w - 1] - raw["train_begin"],
         "timed_steps": timed_steps,
@@ -124,10 +153,13 @@ def median_by_arm(runs: list[dict]) -> dict:
     arms: dict[str, list[dict]] = {}
     for run in runs:
         arms.setdefault(run["arm"], []).append(run["metrics"])
-    return {
-        arm: {key: statistics.median(m[key] for m in metrics) for key in metrics[0]} | {"runs": len(metrics)}
-        for arm, metrics in arms.items()
-    }
+    return {arm: {key: median_of(m[key] for m in metrics) for key in metrics[0]} | {"runs": len(metrics)}
+            for arm, metrics in arms.items()}  # fmt: skip
+
+
+def median_of(values) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
 
 
 def check_arms(arms: list[str], compute_precision: str) -> None:
@@ -153,28 +185,39 @@ def benchmark(args) -> dict:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
     meta = machine() | {"compute_precision": compute_precision}
     meta["matmul_peak_gflops"] = matmul_peaks(compute_precision)
-    flops = model_flops_per_token()
-    base_spec, examples = eval_examples(args.eval_examples)
-    runs = []
-    with tempfile.TemporaryDirectory(prefix="trl-compare-") as tmp:
-        for index in range(args.runs):
-            for arm in arms:  # alternate: A B C A B C ...
-                raw = run_arm(arm, args.steps, Path(tmp) / f"run{index}", args.threads)
-                metrics = timed_metrics(raw)
-                metrics["eval_loss"] = evaluate_adapter(raw["adapter_dir"], base_spec, examples)
-                runs.append({"run": index, "arm": arm, "metrics": metrics, "settings": raw["settings"]})
-                print(f"run {index + 1}/{args.runs} {arm}: {json.dumps(metrics)}", flush=True)
+    flops = model_flops()
+    runs, profile = run_arms(args, arms, ModelShape(**flops["shape"]))
     meta["matmul_peak_gflops_after"] = matmul_peaks(compute_precision)
+    meta["shape_matched_peak"] = shape_peaks(runs, flops, compute_precision)
     return {
         "started": started.isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "protocol": {"steps": args.steps, "runs": args.runs, "warmup_steps": WARMUP_STEPS, "arms": arms}
-        | {"eval_examples": len(examples), "data": "examples/ner_finance/train.jsonl (tunesmith chat encoding)"},
+        | {"eval_examples": args.eval_examples, "data": "examples/ner_finance/train.jsonl (tunesmith chat encoding)"},
         "machine": meta,
         "model_flops": flops,
         "summary": median_by_arm(runs),
+        "profile": profile,
         "runs": runs,
     }
+
+
+def run_arms(args, arms: list[str], shape: ModelShape) -> tuple[list[dict], dict]:
+    """Every arm `args.runs` times, alternated; with --profile the first `ours` arm is also profiled."""
+    base_spec, examples = eval_examples(args.eval_examples)
+    runs, profile = [], {}
+    with tempfile.TemporaryDirectory(prefix="trl-compare-") as tmp:
+        for index in range(args.runs):
+            for arm in arms:  # alternate: A B C A B C ...
+                profiled = args.profile and arm == "ours" and not profile
+                raw = run_arm(arm, args.steps, Path(tmp) / f"run{index}", args.threads, profiled)
+                profile = profile or raw.get("profile") or {}
+                metrics = timed_metrics(raw, shape)
+                metrics["eval_loss"] = evaluate_adapter(raw["adapter_dir"], base_spec, examples)
+                run = {"run": index, "arm": arm, "metrics": metrics, "settings": raw["settings"]}
+                runs.append(run | {"pieces": raw.get("pieces", []), "recompute": raw.get("recompute", False)})
+                print(f"run {index + 1}/{args.runs} {arm}: {json.dumps(metrics)}", flush=True)
+    return runs, profile
 
 
 def main() -> None:
@@ -184,6 +227,7 @@ def main() -> None:
     parser.add_argument("--arms", default="ours,trl-shipped,trl-matched", help=f"comma-separated, from {ARMS}")
     parser.add_argument("--eval-examples", type=int, default=64, help="eval.jsonl examples the shared evaluator scores")
     parser.add_argument("--threads", type=int, help="torch/OpenMP threads for every arm (default: torch's own)")
+    parser.add_argument("--profile", action="store_true", help="torch.profiler over two timed steps of `ours`")
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--docs", type=Path, default=DOCS)
     parser.add_argument("--report-only", action="store_true", help="only regenerate the docs from the newest result")

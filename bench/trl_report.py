@@ -21,7 +21,9 @@ def newest_per_machine(results: Path) -> list[Path]:
     """The newest result file of every machine, newest first (names are UTC timestamps)."""
     newest: dict[tuple, Path] = {}
     for path in sorted(results.glob("*.json")):
-        newest[machine_key(json.loads(path.read_text()))] = path
+        result = json.loads(path.read_text())
+        if "summary" in result and "machine" in result:  # serve-*.json and gpu-*.json are other benches' results
+            newest[machine_key(result)] = path
     return sorted(newest.values(), reverse=True)
 
 
@@ -60,7 +62,7 @@ def render(result: dict, source: str) -> str:
             " end; its numbers are not a measurement. Run `make bench` on an otherwise idle machine.",
             "",
         ]
-    lines += table(summary, result["model_flops"]["flops_per_token"], best_peak(machine), precision)
+    lines += table(summary, best_peak(machine), shape_peak(machine))
     lines += ["", *settings_section(result), "", *machine_section(machine, result["model_flops"], protocol)]
     return "\n".join(lines) + "\n"
 
@@ -78,18 +80,30 @@ def best_peak(machine: dict) -> float:
     return max(machine["matmul_peak_gflops"][precision], after)
 
 
-def table(summary: dict, flops_per_token: float, peak_gflops: float, precision: str) -> list[str]:
+def shape_peak(machine: dict) -> float | None:
+    """GFLOP/s of the model's own matmul shapes in the compute precision (results before it was measured: None)."""
+    measured = machine.get("shape_matched_peak", {}).get("gflops", {})
+    return measured.get(compute_precision(machine))
+
+
+def share(executed: float | None, peak: float | None) -> str:
+    return f"{executed / peak:.1%}" if executed is not None and peak else "n/a"
+
+
+def table(summary: dict, square_peak: float, model_peak: float | None) -> list[str]:
     ours = summary.get("ours", {}).get("supervised_tokens_per_s")
-    head = "| arm | supervised tok/s | vs ours | processed tok/s | s/step | MFU | warm-up s (3 steps) |"
-    head += " peak RSS train MiB | RSS at load MiB | eval loss | wall s | runs |"
-    rows = [head, "|" + "---|" * 12]
+    head = "| arm | supervised tok/s | vs ours | processed tok/s | s/step | executed GFLOP/s | MFU (square peak) |"
+    head += " MFU (model-shape peak) | warm-up s (3 steps) | peak RSS train MiB | RSS at load MiB | eval loss |"
+    rows = [head + " wall s | runs |", "|" + "---|" * 14]
     for arm, m in summary.items():
         ratio = f"{m['supervised_tokens_per_s'] / ours:.2f}x" if ours else "-"
-        mfu = m["processed_tokens_per_s"] * flops_per_token / (peak_gflops * 1e9)
+        executed = m.get("executed_gflops_per_s")
+        shown = f"{executed:.1f}" if executed is not None else "n/a"
         rows.append(
             f"| {arm} | {m['supervised_tokens_per_s']:.1f} | {ratio} | {m['processed_tokens_per_s']:.1f} |"
-            f" {m['s_per_step']:.2f} | {mfu:.1%} | {m['warmup_s']:.1f} | {m['rss_peak_train_mib']:.0f} |"
-            f" {m['rss_load_mib']:.0f} | {m['eval_loss']:.4f} | {m['wall_s']:.0f} | {m['runs']} |"
+            f" {m['s_per_step']:.2f} | {shown} | {share(executed, square_peak)} | {share(executed, model_peak)} |"
+            f" {m['warmup_s']:.1f} | {m['rss_peak_train_mib']:.0f} | {m['rss_load_mib']:.0f} | {m['eval_loss']:.4f} |"
+            f" {m['wall_s']:.0f} | {m['runs']} |"
         )
     return rows + [
         "",
@@ -134,14 +148,30 @@ def machine_section(machine: dict, flops: dict, protocol: dict) -> list[str]:
         "- Measured matmul peak (2048², best timed run; bf16 at 512² where the CPU emulates it):"
         f" fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f}"
         f" GFLOP/s at start; fp32 {after.get('fp32', 0):.0f}, bf16 {after.get('bf16', 0):.0f} at the end",
-        f"- MFU = processed tok/s x FLOPs/token / {compute_precision(machine)} matmul peak ({best_peak(machine):.0f}"
-        " GFLOP/s, the better of the two measurements; the arms compute in"
-        f" {compute_precision(machine)});"
-        f" FLOPs/token = 4N + 6 N_lora = {flops['flops_per_token']:.3g}"
-        f" (N = {flops['N']:,} base weights, tied embedding counted once as the LM head; N_lora = {flops['N_lora']:,};"
-        " attention scores and gradient-checkpointing recomputation not counted; work an arm skips, such as logits"
-        " at unsupervised positions or a prompt prefix computed once per micro-batch, counted as done: MFU is the"
-        " rate of the model's work per token, not of the arithmetic the machine did)",
+        *mfu_lines(machine, flops),
         f"- Steps per arm {protocol['steps']} (first {protocol['warmup_steps']} untimed), runs {protocol['runs']},"
         f" eval examples {protocol['eval_examples']}; data: {protocol['data']}",
+    ]
+
+
+def mfu_lines(machine: dict, flops: dict) -> list[str]:
+    precision, square = compute_precision(machine), best_peak(machine)
+    if "shape" not in flops:  # results from before executed FLOPs were counted
+        return [
+            "- MFU not shown: this result counted processed tokens x (4N + 6 N_lora), which overstated the work (a"
+            " prompt prefix run once per micro-batch counted per row, the LM head counted at every position)"
+        ]
+    shaped = machine["shape_matched_peak"]
+    rates = ", ".join(f"{p} {v:.0f}" for p, v in shaped["gflops"].items())
+    return [
+        f"- Executed GFLOP/s = the FLOPs the timed steps ran (bench/step_flops.py: every executed position, the shared"
+        " prompt prefix once per piece, padding included, times the blocks' linear weights — forward, input gradient,"
+        " and the weight gradient of trainable weights; the LM head only where logits are read; causal attention;"
+        " gradient checkpointing's extra forward) / timed seconds. N ="
+        f" {flops['N']:,} base weights, N_lora = {flops['N_lora']:,}",
+        f"- MFU (square peak) = executed GFLOP/s / the {precision} 2048² matmul peak ({square:.0f} GFLOP/s, the better"
+        " of the two measurements); MFU (model-shape peak) = executed GFLOP/s / the rate of the model's own products"
+        f" ({rates} GFLOP/s; one layer's forward, input-gradient and adapter products at tunesmith's median piece"
+        f" of {shaped['piece_tokens']} rows, and the LM head at {shaped['piece_logits']} rows, each weighted by how"
+        " often a step runs it; measured after the arms)",
     ]
