@@ -181,8 +181,8 @@ def lift_over_cheap(run_dir: Path, scorer, scores: dict, classic: ClassicResult,
     lift, verdict = fine_tune_or_prompt(
         scores[TUNED], baselines, accuracy, scorer.primary, seconds, resamples, "the best cheap alternative", GOTCHA
     )
-    cost = {"classic_seconds": round(classic.seconds, 2)}
+    cost = {"classic_seconds": round(classic.seconds, 1)}
     if seconds is not None and lift.baseline_name == CLASSIC:
-        cost["cost_ratio"] = round(seconds / max(classic.seconds, 1e-3), 1)
-        verdict.note += f"; {cost['cost_ratio']:.0f}x the classic baseline's {classic.seconds:.1f} s"
+        cost["cost_ratio"] = round(seconds / max(classic.seconds, 1e-3))
+        verdict.note += f"; {cost['cost_ratio']}x the classic baseline's {cost['classic_seconds']} s"
     return asdict(lift) | {"train_seconds": seconds} | cost, verdict

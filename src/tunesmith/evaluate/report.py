@@ -66,6 +66,11 @@ def header(report: dict[str, Any]) -> str:
             "training rows in seconds; **tuned** is the fine-tuned classifier. There is no base column: the untuned "
             "body under a freshly initialised head answers at chance."
         )
+    if closed := report.get("closed_set"):
+        lines.append(
+            f"The answers are one of {len(closed['answers'])} ({', '.join(closed['answers'])}): **majority answer** "
+            f"always says `{closed['majority']}` (no model); chance is {pct(closed['chance'])}."
+        )
     shots = report.get("few_shot", {})
     if shots and shots.get("pick", "random") == "random":
         lines.append(f"Few-shot: {shots['k']} training examples as prior chat turns ({', '.join(shots['shots'])}).")
@@ -206,7 +211,7 @@ def fine_tune_or_prompt(report: dict[str, Any]) -> str:
     cost = f"; training took {f['train_seconds']:.0f} s" if f.get("train_seconds") is not None else ""
     title = "Fine-tune vs the best cheap alternative" if is_classify(report) else "Fine-tune or prompt?"
     if f.get("cost_ratio") is not None:
-        cost += f", {f['cost_ratio']:.0f}x the classic baseline's {f['classic_seconds']:.1f} s"
+        cost += f", {f['cost_ratio']:.0f}x the classic baseline's {num(f['classic_seconds'])} s"
     return (
         f"## {title}\n\n"
         f"{report['primary_metric']}: tuned {pct(f['tuned'])} vs {f['baseline_name']} {pct(f['baseline'])}, "

@@ -22,9 +22,11 @@ from ..layout import read_train_summary
 from ..runs import TunedModel, load_tuned, read_run_config
 from .baseline import few_shot_prompt, fine_tune_or_prompt, shots_for, user_text, zero_shot_prompt
 from .classify_run import evaluate_classifier
+from .closed_set import MAJORITY_ANSWER, ClosedSet, chance_verdict, closed_answer_set
 from .constrain import JsonConstraint
 from .engine import choose_engines
 from .fmt import SchemaCheck, read_schema
+from .generate import Generation
 from .gotchas import Verdict, overfitting
 from .metrics import exact_match
 from .models import Generator, Models
@@ -58,6 +60,7 @@ class Inputs:
     schema: dict[str, Any] | None
     json_task: bool  # most references are JSON (scorer.is_json_task)
     quotable: list[str]  # per example, the prompt text its answer may quote from
+    closed: ClosedSet | None = None  # the answers are one of a few words (closed_set.py)
 
 
 def read_inputs(run_dir: Path, config, options: EvalOptions) -> Inputs:
@@ -76,7 +79,8 @@ def read_inputs(run_dir: Path, config, options: EvalOptions) -> Inputs:
         raise ConfigError(f"--qa: the answers in {data_path} are JSON; its hallucination probe is invented entities")
     # What an entity name may be copied from: the example's own user turns (or with --qa its whole context).
     quotable = [context_text(e) if options.qa else user_text(e) for e in examples]
-    return Inputs(config, data_path, examples, references, train, slices, schema, json_task, quotable)
+    closed = None if json_task else closed_answer_set([e.messages[-1].content for e in train], references)
+    return Inputs(config, data_path, examples, references, train, slices, schema, json_task, quotable, closed)
 
 
 def load_models(run_dir: Path, config, tuned: TunedModel | None, base_model) -> Models:
@@ -122,7 +126,7 @@ def evaluate_run(
         constraint = JsonConstraint(models.tokenizer, inputs.schema) if options.constrain == "json" else None
         engines = choose_engines(run_dir, config, options.engine, constraint is not None, models.tokenizer, emit)
     schema = SchemaCheck(inputs.schema) if inputs.schema else None
-    scorer = GenerationScorer(inputs.json_task, schema, bool(constraint), options.qa)
+    scorer = GenerationScorer(inputs.json_task, schema, bool(constraint), options.qa, bool(inputs.closed))
     shots = shots_for(inputs.examples, inputs.train, options.few_shot, options.few_shot_pick)  # per example
     batch_size = options.batch_size or inputs.config.eval.batch_size
     max_new_tokens = options.max_new_tokens or inputs.config.eval.max_new_tokens
@@ -147,6 +151,7 @@ def evaluate_run(
         report["bias"], verdict = bias(options.slice_by, inputs.slices, scores["tuned"], scorer, options.thresholds)
         verdicts.append(verdict)
     report["fine_tune_or_prompt"], verdict = lift_over_prompting(run_dir, scorer, scores, options.bootstrap)
+    verdicts += closed_set_section(report, inputs.closed, scorer, scores, options.bootstrap)
     report["verdicts"] = [asdict(v) for v in [*verdicts, verdict]]
     report["seconds"] = clock.seconds
     report["answers"] = answer_rows(inputs.examples, inputs.references, answers)
@@ -165,11 +170,13 @@ def answer_all(generator: Generator, scorer, inputs: Inputs, shots, clock: Clock
         "tuned": (False, [zero_shot_prompt(e) for e in examples]),
     }
     answers, scores = {}, {}
+    if inputs.closed:  # no model: the most frequent training answer, every time
+        answers[MAJORITY_ANSWER] = [Generation(inputs.closed.majority, True, 0) for _ in examples]
     for name, (as_base, prompts) in conditions.items():
         with clock(name):
             answers[name] = generator(name, prompts, as_base)
-        rows = zip(answers[name], inputs.references, inputs.quotable, strict=True)
-        scores[name] = [scorer.score(*row) for row in rows]
+    for name, given in answers.items():
+        scores[name] = [scorer.score(*row) for row in zip(given, inputs.references, inputs.quotable, strict=True)]
     return answers, scores
 
 
@@ -201,6 +208,15 @@ def lift_over_prompting(run_dir: Path, scorer, scores: dict, resamples: int) -> 
     primary = lambda subset: scorer.aggregate(subset)[scorer.primary]  # noqa: E731
     lift, verdict = fine_tune_or_prompt(scores["tuned"], baselines, primary, scorer.primary, seconds, resamples)
     return asdict(lift) | {"train_seconds": seconds}, verdict
+
+
+def closed_set_section(report: dict, closed: ClosedSet | None, scorer, scores: dict, resamples: int) -> list:
+    """With a closed answer set: the set in the report, and the near-chance verdict."""
+    if closed is None:
+        return []
+    report["closed_set"] = asdict(closed)
+    exact = lambda subset: scorer.aggregate(subset)["exact match"]  # noqa: E731
+    return [chance_verdict(scores["tuned"], closed, exact(scores[MAJORITY_ANSWER]), exact, resamples)]
 
 
 def context_text(example: Example) -> str:

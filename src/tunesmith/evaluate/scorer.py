@@ -71,12 +71,21 @@ class GenerationScorer:
 
     `json_task`: most references parse as JSON (an extraction task): validity, entity F1 and the invented-entity
     rate are reported and entity F1 is the primary metric; otherwise token F1 is.
-    `qa`: questions about a context in the prompt: the unsupported-answer rate and abstention are reported."""
+    `qa`: questions about a context in the prompt: the unsupported-answer rate and abstention are reported.
+    `closed_set`: the answers are one of a few words: exact match is the primary metric."""
 
-    def __init__(self, json_task: bool, schema: SchemaCheck | None = None, format_rows: bool = False, qa: bool = False):
+    def __init__(
+        self,
+        json_task: bool,
+        schema: SchemaCheck | None = None,
+        format_rows: bool = False,
+        qa: bool = False,
+        closed_set: bool = False,
+    ):
         self.json_task, self.schema, self.qa = json_task, schema, qa
         self.format_rows = json_task or format_rows or schema is not None
-        self.primary = "entity F1" if json_task else "token F1"
+        # Answers from a few words (closed_set.py) are right or wrong: token F1 would half-credit a wrong label.
+        self.primary = "entity F1" if json_task else "exact match" if closed_set else "token F1"
         self.lower_is_better = frozenset({"extra text", "invented entities", UNSUPPORTED, FALSE_ABSTENTION})
 
     def score(self, generation: Generation, reference: str, prompt_text: str) -> AnswerScore:
