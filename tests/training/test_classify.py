@@ -31,3 +31,17 @@ def test_encoder_features_equal_a_fresh_forward_pass(tiny_bert_dir):
 
 def test_decoder_features_equal_a_fresh_forward_pass(tiny_model_dir):
     features_match_fresh_forward(tiny_model_dir, pad_id=2)
+
+
+def test_a_head_that_pools_the_sequence_itself_gets_its_first_token(tmp_path, minilm_tokenizer):
+    """MPNet's and RoBERTa's heads take the whole sequence and read token 0 (the built-in mpnet-base has one)."""
+    from transformers import MPNetConfig, MPNetForSequenceClassification
+
+    config = MPNetConfig(
+        vocab_size=len(minilm_tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=64, max_position_embeddings=128, pad_token_id=0, num_labels=3,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    MPNetForSequenceClassification(config).save_pretrained(tmp_path, safe_serialization=True)
+    minilm_tokenizer.save_pretrained(tmp_path)
+    features_match_fresh_forward(tmp_path, pad_id=0)

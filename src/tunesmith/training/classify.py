@@ -105,7 +105,8 @@ def head_inputs(model: nn.Module, head: nn.Module, batch: dict[str, torch.Tensor
     """What `head` receives for each example of the batch, captured with a forward hook (eval mode).
 
     Decoder classifiers apply their head to every position and keep the last real token; the head is
-    linear per position, so the last real token's hidden state is that example's feature."""
+    linear per position, so the last real token's hidden state is that example's feature. A head that pools the
+    sequence itself (the first token) is given that token alone, as a sequence of one."""
     captured: list[torch.Tensor] = []
     handle = head.register_forward_hook(lambda module, args, output: captured.append(args[0]))
     try:
@@ -113,10 +114,18 @@ def head_inputs(model: nn.Module, head: nn.Module, batch: dict[str, torch.Tensor
     finally:
         handle.remove()
     features = captured[-1]
+    if features.dim() == 3 and pools_the_sequence(head, features):
+        return features[:, :1].float()  # it reads token 0 of what it is given: keep a sequence of one token
     if features.dim() == 3:
         last = batch["attention_mask"].sum(dim=1) - 1
         features = features[torch.arange(features.shape[0], device=features.device), last]
     return features.float()
+
+
+def pools_the_sequence(head: nn.Module, features: torch.Tensor) -> bool:
+    """A head given the whole sequence that pools it itself (RoBERTa's, MPNet's: the first token) returns one row per
+    example; a decoder's score layer returns one per position."""
+    return head(features[:1, :2]).dim() == 2
 
 
 def extract_features(
