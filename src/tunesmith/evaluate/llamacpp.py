@@ -71,7 +71,7 @@ def llama_cpp_answers(llm, texts: Sequence[str], max_tokens: int) -> tuple[list[
     temperature 0, no repetition penalty: what PyTorch's greedy decoding does) and the prompt ids llama.cpp made."""
     answers, ids = [], []
     for text in texts:
-        tokens = llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+        tokens = served_prompt_ids(llm, text)
         ids.append(tokens)
         llm.reset()
         out = llm.create_completion(
@@ -81,6 +81,15 @@ def llama_cpp_answers(llm, texts: Sequence[str], max_tokens: int) -> tuple[list[
         stopped = choice["finish_reason"] == "stop"
         answers.append(Generation(choice["text"], stopped, out["usage"]["completion_tokens"]))
     return answers, ids
+
+
+def served_prompt_ids(llm, text: str) -> list[int]:
+    """A rendered chat prompt's ids as llama-server makes them: its chat path strips a BOS the template wrote when
+    the vocabulary adds one itself (common/chat.cpp), so a template that starts with {{ bos_token }} (Gemma's)
+    gets one BOS, not two."""
+    tokens = llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+    bos = llm.token_bos()
+    return tokens[1:] if tokens[:2] == [bos, bos] else tokens
 
 
 def greedy_answer(llm, tokenizer, prompt_ids: Sequence[int], max_new_tokens: int) -> Generation:

@@ -92,6 +92,7 @@ def build(run_dir: Path, config, options: ExportOptions, place: Place, result: E
     staging = place.staging
     emit(Phase("merging the adapter into the base (fp32)"))
     model, tokenizer = merge_run(run_dir)
+    result.notes += template_origin(tokenizer)
     ggufs = {}
     if set(options.to) & {"gguf", "ollama"}:  # converted from the fp32 merge, not from its 16-bit copy
         full_precision = save_merged(model, tokenizer, staging / ".merged-fp32", "fp32")
@@ -118,6 +119,25 @@ def build(run_dir: Path, config, options: ExportOptions, place: Place, result: E
     for artefact in result.artefacts:
         artefact.bytes = directory_or_file_bytes(artefact.path)
         artefact.sha256 = sha256_of(artefact.path) if artefact.path.is_file() else ""
+
+
+def template_origin(tokenizer) -> list[str]:
+    """Where the chat template the artefacts carry came from, when it is not the base's own."""
+    from ..base.templates import DEFAULT_TEMPLATES
+
+    template = getattr(tokenizer, "chat_template", None)
+    if not template:
+        return [
+            "no chat template exists: the base has none and the run trained without one, so the GGUF carries none "
+            "(llama-cpp-python would silently use llama-2's for chat): serve it for completion, not chat"
+        ]
+    default = next((t.name for t in DEFAULT_TEMPLATES.values() if t.jinja == template), None)
+    if default is None:
+        return []
+    return [
+        f"the base ships no chat template: the run trained with tunesmith's documented '{default}' default "
+        "(base/templates.py), which every artefact carries"
+    ]
 
 
 def build_gguf(merged: Path, staging: Path, options: ExportOptions, emit) -> dict[str, Path]:
