@@ -98,3 +98,10 @@ def test_a_base_whose_config_names_no_architecture_is_converted_through_links_th
     assert (linked / "model.safetensors").resolve() == source / "model.safetensors"
     assert json.loads((source / "config.json").read_text()) == {"model_type": "llama", "hidden_size": 8}
     assert with_architecture(linked, tmp_path / "unused") == linked  # names one already: used as it is
+
+
+def test_a_classifier_is_refused_llamacpp_in_one_line(tiny_classify_run):
+    from tunesmith.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--engine llamacpp: a classifier's predictions are not generated"):
+        evaluate_run(tiny_classify_run, EvalOptions(engine="llamacpp"))

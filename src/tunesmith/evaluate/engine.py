@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,12 +26,11 @@ from ..events import Phase
 from ..files import sha256_of, verify_directory
 from ..layout import EXPORT_DIR, EXPORT_JSON, HF_CONFIG, gguf_file, read_json
 from ..runs import exported_artefact, source_digest
-from .generate import Generation
-from .llamacpp import CONVERTER, convert, gguf_row, greedy_answer, llama_cpp_model, toolchain_missing
+from .llamacpp import CONVERTER, BatchedGreedy, convert, gguf_row, llama_cpp_model, toolchain_missing
 
 ENGINES = ("auto", "pytorch", "llamacpp")
 PROVEN_IDENTICAL = 0.99  # share of the export's held-out answers identical to PyTorch's for `auto` to trust the GGUF
-CONTEXT_STEP = 256  # contexts are rounded up to this, so a slightly longer prompt does not reload
+CONTEXT_STEP = 256  # a sequence's context: the longest prompt and its answer, rounded up to this
 
 
 class Unavailable(ConfigError):
@@ -54,28 +53,23 @@ class Engines:
 
 
 class LlamaCppEngine:
-    """Greedy answers from one GGUF, prompt after prompt (on a CPU one sequence keeps llama.cpp's threads busy)."""
+    """Greedy answers from one GGUF, `batch_size` sequences decoding together (llamacpp.BatchedGreedy)."""
 
     def __init__(self, path: Path, tokenizer, threads: int | None = None):
         self.path, self.tokenizer, self.threads = path, tokenizer, threads
-        self.llm, self.n_ctx = None, 0
+        self.llm = None
 
-    def model(self, n_ctx: int):
-        """The loaded GGUF, reloaded with a larger context when a prompt and its answer would not fit."""
-        if self.llm is None or n_ctx > self.n_ctx:
-            self.llm = None  # the old context's memory goes before the new one is allocated
-            self.n_ctx = -(-n_ctx // CONTEXT_STEP) * CONTEXT_STEP
-            self.llm = llama_cpp_model(self.path, self.n_ctx, self.threads)
-        return self.llm
-
-    def answer(self, prompts: Sequence[Sequence[dict]], max_new_tokens: int, on_progress: Callable[[int], None]):
+    def answer(self, prompts: Sequence[Sequence[dict]], max_new_tokens: int, batch_size: int, on_progress):
         encoded = [encode_prompt(self.tokenizer, messages) for messages in prompts]
-        llm = self.model(max((len(ids) for ids in encoded), default=0) + max_new_tokens)
-        answers: list[Generation] = []
-        for ids in encoded:
-            answers.append(greedy_answer(llm, self.tokenizer, ids, max_new_tokens))
-            on_progress(1)
-        return answers
+        if self.llm is None:
+            self.llm = llama_cpp_model(self.path, n_ctx=CONTEXT_STEP, threads=self.threads)  # the weights
+        longest = max((len(ids) for ids in encoded), default=0) + max_new_tokens
+        context = -(-longest // CONTEXT_STEP) * CONTEXT_STEP  # per sequence
+        decoder = BatchedGreedy(self.llm, max(1, min(batch_size, len(encoded))), context, self.threads)
+        try:
+            return decoder(self.tokenizer, encoded, max_new_tokens, on_progress)
+        finally:
+            decoder.close()
 
 
 def choose_engines(run_dir: Path, config, engine: str, constrained: bool, tokenizer, emit) -> Engines:

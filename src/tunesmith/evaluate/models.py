@@ -44,7 +44,8 @@ class Generator:
     def __call__(self, name: str, prompts: Sequence[Sequence[dict]], base: bool) -> list[Generation]:
         self.emit(Phase(f"{name} answers {len(prompts)} prompts", len(prompts)))
         if base in self.llama:
-            return self.llama[base].answer(prompts, self.max_new_tokens, lambda n: self.emit(Progress(n)))
+            engine = self.llama[base]
+            return engine.answer(prompts, self.max_new_tokens, self.batch_size, lambda n: self.emit(Progress(n)))
         with self.models.use(base) as model:
             return generate(
                 model,

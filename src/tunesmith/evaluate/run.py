@@ -116,6 +116,8 @@ def evaluate_run(
     emit = on_event or (lambda event: None)
     config = read_run_config(run_dir)
     if config.task == "classify":
+        if options.engine == "llamacpp":
+            raise ConfigError("--engine llamacpp: a classifier's predictions are not generated; they stay in PyTorch")
         report = evaluate_classifier(run_dir, config, options, tuned, emit)
         return EvalResult(report, *write_eval(report, run_dir))
     inputs, clock = read_inputs(run_dir, config, options), Clock()
