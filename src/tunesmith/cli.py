@@ -439,7 +439,7 @@ def base_pick(
     """Score, time and rank candidate bases on CONFIG's eval split; recommend one and say why."""
     from .config import load_config
     from .layout import base_pick_dir
-    from .pick import pick_base, pick_markdown, write_pick
+    from .pick import pick_base, pick_summary, write_pick
     from .render import EventRenderer
     from .render_data import print_markdown, print_written
 
@@ -451,7 +451,7 @@ def base_pick(
     if as_json:
         print(written[0].read_text(encoding="utf-8"))
     else:
-        print_markdown(pick_markdown(result))
+        print_markdown(pick_summary(result))
     print_written(written)
 
 

@@ -63,6 +63,7 @@ class Timing:
     minimum_bytes: int  # weights + gradients and optimizer state: no plan goes below
     remedy: str  # what training would do to fit (gradient checkpointing, smaller forwards, nothing)
     fits: bool
+    setup_seconds: float = 0.0  # loading, encoding and (head-only classifiers) the one pass that caches features
 
 
 @dataclass
@@ -267,12 +268,15 @@ def score_classifier(base: Base, config: RunConfig, inputs: PickInputs, emit) ->
     return Score("accuracy", accuracy(correct), low, high, condition, {condition: accuracy(correct)})
 
 
-def time_strategy(config: RunConfig, spec: str, strategy: str, available: int, emit, timed_steps: int = 2) -> Timing:
+def time_strategy(config: RunConfig, spec: str, strategy: str, available: int, emit, timed_steps: int = 3) -> Timing:
     """Set the run up with this base and strategy as training does (data, memory plan, features for a head-only
-    classifier) and time real optimizer steps on its own batches."""
+    classifier) and time real optimizer steps on its own batches. The rate is the fastest step's: on a shared
+    machine the others also measure whatever else ran."""
     emit(Phase(f"timing {strategy} steps"))
     run = config.model_copy(update={"base": spec, "strategy": strategy})
+    started = time.perf_counter()
     setup = set_up(run, emit=lambda event: None)
+    setup_seconds = time.perf_counter() - started
     settings, work = run.train, setup.work
     parameters = setup.plan.trainable_parameters()
     optimizer = new_optimizer(parameters, lr=1e-7)
@@ -286,15 +290,15 @@ def time_strategy(config: RunConfig, spec: str, strategy: str, available: int, e
         apply_update(optimizer, parameters, settings.max_grad_norm, loss)
         seconds.append(time.perf_counter() - tick)
         tokens.append(sum(e.length for _, batch in window for e in batch))
-    tokens_per_s = sum(tokens[1:]) / max(sum(seconds[1:]), 1e-9)
+    tokens_per_s = max(n / max(t, 1e-9) for n, t in zip(tokens[1:], seconds[1:], strict=True))
     epoch = sum(e.length for e in work.train) / tokens_per_s
     weights = sum(p.numel() * p.element_size() for p in setup.plan.model.parameters())
     memory = setup.memory
     floor = weights + memory.state_bytes
     del setup, optimizer
     fits = floor <= USABLE_SHARE * available
-    peak = weights + memory.step_bytes
-    return Timing(strategy, round(epoch, 1), round(tokens_per_s, 1), peak, floor, remedy(memory), fits)
+    peak, setup_seconds = weights + memory.step_bytes, round(setup_seconds, 1)
+    return Timing(strategy, round(epoch, 1), round(tokens_per_s, 1), peak, floor, remedy(memory), fits, setup_seconds)
 
 
 def rank_candidates(candidates: Sequence[Candidate], strategy: str) -> tuple[list[str], str | None, str]:
@@ -349,6 +353,27 @@ def pick_markdown(pick: BasePick) -> str:
     lines += ["", pick.reason, ""]
     lines += [f"- {c.spec} failed: {c.error}" for c in pick.candidates if c.error]
     return "\n".join(lines) + "\n"
+
+
+def pick_summary(pick: BasePick) -> str:
+    """The terminal's short table (base_pick.md has every column)."""
+    s = pick.strategy
+    lines = [
+        f"Base pick for {pick.config_name}: {pick.examples} examples of {pick.split}",
+        "",
+        f"| candidate | parameters | score [95% CI] | {s} s/epoch | {s} GiB | fits |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in sorted(pick.candidates, key=lambda c: pick.ranking.index(c.spec)):
+        t = c.timing(s)
+        score = f"{c.score.value:.3f} [{c.score.low:.3f}, {c.score.high:.3f}]" if c.score else f"failed: {c.error}"
+        params = f"{c.facts['parameters'] / 1e6:.0f}M" if "parameters" in c.facts else "—"
+        cost = [f"{t.seconds_per_epoch:.0f}", f"{t.memory_bytes / 2**30:.1f}", "yes" if t.fits else "no"] if t else []
+        lines.append("| " + " | ".join([c.spec, params, score, *(cost or ["—"] * 3)]) + " |")
+    metric = next((c.score.metric for c in pick.candidates if c.score), "")
+    lines += ["", f"score: {metric}", ""]
+    lines += [f"**Recommended:** `base: {pick.recommended}`" if pick.recommended else "**No recommendation.**"]
+    return "\n".join([*lines, "", pick.reason]) + "\n"
 
 
 def candidate_row(c: Candidate, strategy: str) -> str:
