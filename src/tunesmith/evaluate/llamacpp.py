@@ -92,6 +92,13 @@ def served_prompt_ids(llm, text: str) -> list[int]:
     return tokens[1:] if tokens[:2] == [bos, bos] else tokens
 
 
+def decode_threads() -> int:
+    """llama-cpp-python's own default for generating: half the logical CPUs (the physical cores where each has two).
+    On a 2-core machine shared with other work, 16 batched answers took 18-19 s with 1 thread and 103-234 s with 2,
+    whose barriers wait for a thread the other work has descheduled."""
+    return max((os.cpu_count() or 2) // 2, 1)
+
+
 class BatchedGreedy:
     """Greedy answers to many prompts at once, as PyTorch's batched generate.py gives them: up to `slots` sequences
     decode together, one token each per llama_decode (one matmul of `slots` rows instead of `slots` matmuls of one;
@@ -106,7 +113,7 @@ class BatchedGreedy:
         params = llama_context_default_params()
         params.n_seq_max, params.kv_unified = slots, False
         params.n_ctx, params.n_batch, params.n_ubatch = slots * n_ctx_seq, 512, 512
-        params.n_threads = params.n_threads_batch = threads or os.cpu_count() or 1
+        params.n_threads = params.n_threads_batch = threads or decode_threads()
         self.ctx = _internals.LlamaContext(model=llm._model, params=params, verbose=False)  # the Llama's weights
         self.batch = _internals.LlamaBatch(n_tokens=max(512, slots), embd=0, n_seq_max=slots, verbose=False)
         self.slots, self.n_vocab = slots, llm.n_vocab()
