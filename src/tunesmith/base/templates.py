@@ -45,6 +45,7 @@ GEMMA = DefaultTemplate(
 )
 
 DEFAULT_TEMPLATES = {t.name: t for t in (GEMMA,)}
+ANNOUNCED: set[str] = set()
 
 
 def give_default_template(tokenizer, base_name: str, template_name: str) -> None:
@@ -56,4 +57,6 @@ def give_default_template(tokenizer, base_name: str, template_name: str) -> None
         return  # the vocabulary lacks the template's tokens: leave the base as it is (no chat template)
     tokenizer.chat_template = template.jinja
     tokenizer.eos_token = template.end_of_turn
-    log.info("%s ships no chat template: using tunesmith's documented '%s' default", base_name, template.name)
+    if base_name not in ANNOUNCED:  # once per process: a command loads the tokenizer several times
+        ANNOUNCED.add(base_name)
+        log.info("%s ships no chat template: using tunesmith's documented '%s' default", base_name, template.name)
