@@ -427,8 +427,9 @@ app.add_typer(base_app, name="base")
 def base_pick(
     config: Path = typer.Argument(..., help="run.yaml: its data, task, strategy and metric are what is measured."),
     candidates: str | None = typer.Option(
-        None, help="Comma-separated bases (built-in names, local dirs, .gguf files, hub ids); default: the run's "
-        "base and every installed built-in that can do the task."
+        None,
+        help="Comma-separated bases (built-in names, local dirs, .gguf files, hub ids); default: the run's "
+        "base and every installed built-in that can do the task.",
     ),
     limit: int = typer.Option(40, min=1, help="Eval-split examples each candidate is scored on."),
     memory_gb: float | None = typer.Option(None, help="Judge 'fits' for a machine with this much free memory."),
