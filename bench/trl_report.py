@@ -64,6 +64,7 @@ def render(result: dict, source: str) -> str:
         ]
     lines += table(summary, best_peak(machine), shape_peak(machine))
     lines += ["", *settings_section(result), "", *machine_section(machine, result["model_flops"], protocol)]
+    lines += profile_section(result.get("profile"))
     return "\n".join(lines) + "\n"
 
 
@@ -175,3 +176,13 @@ def mfu_lines(machine: dict, flops: dict) -> list[str]:
         f" of {shaped['piece_tokens']} rows, and the LM head at {shaped['piece_logits']} rows, each weighted by how"
         " often a step runs it; measured after the arms)",
     ]
+
+
+def profile_section(profile: dict | None) -> list[str]:
+    """Where two timed steps of `ours` went (--profile): self CPU time by category, then the top ops."""
+    if not profile:
+        return []
+    shares = ", ".join(f"{name} {share:.0%}" for name, share in profile["share_by_category"].items())
+    lines = ["", f"### Where a step goes (torch.profiler, `ours`, {profile['steps']} timed steps)", ""]
+    lines += [f"Self CPU time {profile['self_cpu_s']:.1f} s: {shares}.", "", "| op | share | calls |", "|---|---|---|"]
+    return lines + [f"| `{op['op']}` | {op['share']:.1%} | {op['calls']} |" for op in profile["top_ops"]]
