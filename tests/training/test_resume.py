@@ -295,9 +295,10 @@ def test_planted_pickles_in_a_checkpoint_never_run(tmp_path, tiny_model_dir):
 
 def test_sigterm_then_resume_continues_exactly(tmp_path, tiny_model_dir):
     steps = 150
-    reference = load_config(write_config(tmp_path / "reference", tiny_model_dir, steps=steps, save_every=1000))
+    every_step = {"save_every": 1000, "early_stopping": "null"}  # the run must still be going when the signal lands
+    reference = load_config(write_config(tmp_path / "reference", tiny_model_dir, steps=steps, **every_step))
     train(reference)
-    path = write_config(tmp_path / "stopped", tiny_model_dir, steps=steps, save_every=1000)
+    path = write_config(tmp_path / "stopped", tiny_model_dir, steps=steps, **every_step)
     run_dir = tmp_path / "stopped" / "runs" / "r"
     process = tunesmith_train(path)
     while process.poll() is None and not (
@@ -314,6 +315,26 @@ def test_sigterm_then_resume_continues_exactly(tmp_path, tiny_model_dir):
     assert finished.returncode == 0, stderr
     assert f"resuming after step {stopped_at}" in stderr
     assert_identical(final_tensors(reference.run_dir, steps), final_tensors(run_dir, steps))
+
+
+def test_an_early_stopped_run_resumed_after_a_crash_stops_where_it_would_have(tmp_path, tiny_model_dir):
+    settings = {"steps": 150, "eval_every": 2, "save_every": 2, "early_stopping": 2}
+    reference = train(load_config(write_config(tmp_path / "a", tiny_model_dir, **settings)))
+    stopped_at = last_step(reference.run_dir)
+    assert stopped_at < 150, "the reference never stopped early: the test would prove nothing"
+    interrupted = load_config(write_config(tmp_path / "b", tiny_model_dir, **settings))
+    with pytest.raises(Crash):
+        train(interrupted, on_event=crash_at(stopped_at - 1))
+    resumed = train(interrupted)
+    assert last_step(resumed.run_dir) == stopped_at and resumed.best_step == reference.best_step
+    assert_identical(final_tensors(reference.run_dir, stopped_at), final_tensors(resumed.run_dir, stopped_at))
+
+
+def last_step(run_dir):
+    import json
+
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return max(line["step"] for line in lines if line.get("type") == "train")
 
 
 def test_a_run_can_resume_with_settings_that_change_memory_not_results():
