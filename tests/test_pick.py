@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from tests.conftest import VARIED_CHATS, tiny_llama, write_jsonl
+from tests.conftest import SENTIMENT_ROWS, VARIED_CHATS, tiny_llama, write_jsonl, write_sentiment_csv
 
 from tunesmith.config import validate_config
 from tunesmith.pick import Candidate, Score, Timing, pick_base, pick_markdown, rank_candidates, write_pick
@@ -81,3 +81,26 @@ def test_a_machine_too_small_gets_no_recommendation(pick_config):
     pick = pick_base(config, [str(config.base)], limit=2, available_bytes=1024, strategies=("lora",))
     assert not pick.candidates[0].timing("lora").fits and pick.recommended is None
     assert "No recommendation" in pick_markdown(pick)
+
+
+def classify_config(root, base, with_eval: bool):
+    train = write_sentiment_csv(root / "train.csv", SENTIMENT_ROWS * 3)
+    held_out = write_sentiment_csv(root / "held_out.csv")
+    data = {"train": str(train), "text_column": "tweet", "label_column": "sentiment", "max_length": 32}
+    data |= {"eval": str(held_out)} if with_eval else {"test": str(held_out), "eval_fraction": 0.2}
+    raw = {"name": "tiny-cls", "base": str(base), "task": "classify", "output_dir": str(root / "runs"), "data": data}
+    return validate_config(raw | {"lora": {"target_modules": "all-linear"}, "train": {"precision": "fp32"}})
+
+
+def test_a_classifier_is_scored_on_the_features_its_head_strategy_trains_on(tmp_path, tiny_bert_dir):
+    """The head-only score is the same whether it comes from the head strategy's timed set-up or its own; without
+    data.eval it scores data.test's rows, not a share of the training file."""
+    timed = pick_base(classify_config(tmp_path, tiny_bert_dir, True), [str(tiny_bert_dir)], strategies=("head",))
+    untimed = pick_base(classify_config(tmp_path, tiny_bert_dir, True), [str(tiny_bert_dir)], strategies=("lora",))
+    a, b = timed.candidates[0], untimed.candidates[0]
+    assert a.error is None and b.error is None
+    assert a.score.metric == "accuracy" and "head strategy" in a.score.condition
+    assert (a.score.value, a.score.low, a.score.high) == (b.score.value, b.score.low, b.score.high)
+    on_test = pick_base(classify_config(tmp_path, tiny_bert_dir, False), [str(tiny_bert_dir)], strategies=("head",))
+    assert on_test.examples == len(SENTIMENT_ROWS) and "data.test" in on_test.split
+    assert on_test.candidates[0].score.value == a.score.value  # the same rows and training set: the same fit

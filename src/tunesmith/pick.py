@@ -2,8 +2,8 @@
 
 For each candidate: what it is (parameters, architecture, context length, licence, chat template), a quick score
 on the run's eval split with the run's own metric (generation: the better of zero-shot and retrieval few-shot;
-classification: a linear head on the frozen body's mean-pooled features, i.e. what head-only training reaches),
-and for every strategy the time per epoch and the memory of a training step, measured by setting the run up as
+classification: a linear head fitted on the features the head strategy trains on, i.e. what head-only training
+reaches), and for every strategy the time per epoch and the memory of a training step, measured by setting the run up as
 training does and timing real steps. A candidate that fails to load is reported and the others are still scored.
 
 The rule (rank_candidates): among candidates that fit this machine, those whose score interval reaches the best
@@ -17,6 +17,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from .events import Phase, Progress
 from .files import atomic_write_text, write_directory
 from .layout import BASE_PICK_JSON, BASE_PICK_MD, PICK_WRITER
 from .training.memory import USABLE_SHARE, remedy
-from .training.setup import set_up
+from .training.setup import Setup, set_up
 from .training.step import accumulate_gradients, apply_update, micro_batch_stream, new_optimizer
 
 STRATEGIES = ("full", "head", "lora")
@@ -123,7 +124,7 @@ def pick_base(
         emit(Phase(f"candidate {spec}"))
         measured.append(measure_candidate(spec, config, inputs, available, strategies, emit))
     ranking, recommended, reason = rank_candidates(measured, config.strategy)
-    examples = len(inputs.examples or inputs.records)
+    examples = len(inputs.examples or inputs.records)  # a classifier scores the first `limit` rows of the same file
     seconds = time.perf_counter() - started
     return BasePick(
         config.name, config.task, config.strategy, split, examples, available, measured, ranking, recommended, reason,
@@ -144,16 +145,14 @@ class PickInputs:
     examples: list[Example]  # sft: held-out prompts with their references
     train: list[Example]  # sft: the pool few-shot examples are retrieved from
     records: list  # classify: held-out rows
-    train_records: list  # classify: training rows for the quick head
+    limit: int  # held-out rows scored
 
     @classmethod
     def read(cls, config: RunConfig, held_out: Path, limit: int) -> PickInputs:
         if config.task == "classify":
-            records = read_task_records(held_out, "classify", config.data, [])[:limit]
-            train = read_task_records(config.data.train, "classify", config.data, [])[:FEATURE_ROWS]
-            return cls([], [], records, train)
+            return cls([], [], read_task_records(held_out, "classify", config.data, [])[:limit], limit)
         examples = read_examples(held_out, config.data.format)[:limit]
-        return cls(examples, read_examples(config.data.train, config.data.format), [], [])
+        return cls(examples, read_examples(config.data.train, config.data.format), [], limit)
 
 
 def measure_candidate(spec, config: RunConfig, inputs: PickInputs, available: int, strategies, emit) -> Candidate:
@@ -161,10 +160,16 @@ def measure_candidate(spec, config: RunConfig, inputs: PickInputs, available: in
     candidate = Candidate(spec)
     try:
         locate_base(spec)
-        candidate.timings = [time_strategy(config, spec, s, available, emit) for s in strategies]
+        head_score = None  # a classifier's score comes from the head strategy's set-up when it is timed
+        for strategy in strategies:
+            scores_head = strategy == "head" and config.task == "classify"
+            keep = partial(head_only_score, limit=inputs.limit) if scores_head else None
+            timing, kept = time_strategy(config, spec, strategy, available, emit, keep=keep)
+            candidate.timings.append(timing)
+            head_score = kept or head_score
         base = load_base(spec, allow_pickle=config.allow_pickle, dtype=inference_dtype(), **model_class_for(config))
         candidate.facts = base_facts(spec, base)
-        candidate.score = score_candidate(base, config, inputs, emit)
+        candidate.score = head_score or score_candidate(base, config, spec, inputs, emit)
     except (TunesmithError, OSError, RuntimeError, ValueError, KeyError, MemoryError) as err:
         candidate.error = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}".rstrip(": ")
     return candidate
@@ -212,10 +217,12 @@ def licence_of(directory: Path) -> str:
     return "not stated (no model card with a licence)"
 
 
-def score_candidate(base: Base, config: RunConfig, inputs: PickInputs, emit) -> Score:
+def score_candidate(base: Base, config: RunConfig, spec: str, inputs: PickInputs, emit) -> Score:
     started = time.perf_counter()
-    scorer = score_classifier if config.task == "classify" else score_sft
-    score = scorer(base, config, inputs, emit)
+    if config.task == "classify":
+        score = score_classifier(config, spec, inputs, emit)
+    else:
+        score = score_sft(base, config, inputs, emit)
     score.seconds = round(time.perf_counter() - started, 1)
     return score
 
@@ -250,33 +257,56 @@ def answer_budget(tokenizer, references: Sequence[str], max_new_tokens: int) -> 
     return max(8, min(max_new_tokens, 2 * longest + 16))
 
 
-def score_classifier(base: Base, config: RunConfig, inputs: PickInputs, emit) -> Score:
+def score_classifier(config: RunConfig, spec: str, inputs: PickInputs, emit) -> Score:
+    """What head-only training reaches, when the head strategy was not timed: its set-up alone, then the fit."""
+    emit(Phase("features of the frozen body, as the head strategy caches them"))
+    started = time.perf_counter()
+    setup = set_up(strategy_run(config, spec, "head"), emit=lambda event: None)
+    return head_only_score(setup, inputs.limit, time.perf_counter() - started)
+
+
+def head_only_score(setup: Setup, limit: int, setup_seconds: float = 0.0) -> Score:
+    """A logistic regression fitted on the features the head strategy trains on (the body's output as the head
+    receives it, cached by set-up): the accuracy head-only training reaches, in seconds instead of epochs."""
+    import torch
     from sklearn.linear_model import LogisticRegression
 
-    from .evaluate.representation import mean_pooled
-
-    texts = [r.content for r in inputs.train_records] + [r.content for r in inputs.records]
-    emit(Phase(f"features of {len(texts)} rows (frozen body)", len(texts)))
-    features = mean_pooled(base.model.eval(), base.tokenizer, texts, 32, config.data.max_length).numpy()
-    emit(Progress(len(texts)))
-    n_train = len(inputs.train_records)
-    head = LogisticRegression(max_iter=2000).fit(features[:n_train], [r.label for r in inputs.train_records])
-    correct = [p == r.label for p, r in zip(head.predict(features[n_train:]), inputs.records, strict=True)]
+    started = time.perf_counter()
+    train, held_out = setup.work.train[:FEATURE_ROWS], (setup.work.eval or [])[:limit]
+    if not held_out:
+        raise ConfigError("base pick scores a classifier on data.eval (or data.test): no held-out rows to score")
+    matrix = lambda rows: torch.stack([e.features.flatten().float() for e in rows]).numpy()  # noqa: E731
+    head = LogisticRegression(max_iter=2000).fit(matrix(train), [e.label for e in train])
+    correct = [p == e.label for p, e in zip(head.predict(matrix(held_out)), held_out, strict=True)]
     accuracy = lambda rows: sum(rows) / max(len(rows), 1)  # noqa: E731
     low, high = bootstrap_interval(correct, accuracy)
-    condition = "linear head on frozen mean-pooled features"
-    return Score("accuracy", accuracy(correct), low, high, condition, {condition: accuracy(correct)})
+    condition = "linear head on the frozen body's features (what the head strategy trains on)"
+    seconds = round(setup_seconds + time.perf_counter() - started, 1)
+    return Score("accuracy", accuracy(correct), low, high, condition, {condition: accuracy(correct)}, seconds)
 
 
-def time_strategy(config: RunConfig, spec: str, strategy: str, available: int, emit, timed_steps: int = 3) -> Timing:
+def strategy_run(config: RunConfig, spec: str, strategy: str) -> RunConfig:
+    """The run with this base and strategy. A classifier's head set-up caches the held-out file's features too, so
+    without data.eval its eval split is data.test (what the pick scores) rather than a share of the training rows."""
+    update: dict[str, Any] = {"base": spec, "strategy": strategy}
+    if config.task == "classify" and strategy == "head" and not config.data.eval:
+        update["data"] = config.data.model_copy(update={"eval": config.data.test})
+    return config.model_copy(update=update)
+
+
+def time_strategy(
+    config: RunConfig, spec: str, strategy: str, available: int, emit, keep=None, timed_steps: int = 3
+) -> tuple[Timing, Any]:
     """Set the run up with this base and strategy as training does (data, memory plan, features for a head-only
     classifier) and time real optimizer steps on its own batches. The rate is the fastest step's: on a shared
-    machine the others also measure whatever else ran."""
+    machine the others also measure whatever else ran. `keep(setup, setup_seconds=...)` is asked for what else the
+    set-up should give before it is dropped (a classifier's head-only score), and its answer returned."""
     emit(Phase(f"timing {strategy} steps"))
-    run = config.model_copy(update={"base": spec, "strategy": strategy})
     started = time.perf_counter()
+    run = strategy_run(config, spec, strategy)
     setup = set_up(run, emit=lambda event: None)
     setup_seconds = time.perf_counter() - started
+    kept = keep(setup, setup_seconds=setup_seconds) if keep else None
     settings, work = run.train, setup.work
     parameters = setup.plan.trainable_parameters()
     optimizer = new_optimizer(parameters, lr=1e-7)
@@ -298,7 +328,8 @@ def time_strategy(config: RunConfig, spec: str, strategy: str, available: int, e
     del setup, optimizer
     fits = floor <= USABLE_SHARE * available
     peak, setup_seconds = weights + memory.step_bytes, round(setup_seconds, 1)
-    return Timing(strategy, round(epoch, 1), round(tokens_per_s, 1), peak, floor, remedy(memory), fits, setup_seconds)
+    timing = Timing(strategy, round(epoch, 1), round(tokens_per_s, 1), peak, floor, remedy(memory), fits, setup_seconds)
+    return timing, kept
 
 
 def rank_candidates(candidates: Sequence[Candidate], strategy: str) -> tuple[list[str], str | None, str]:
@@ -368,7 +399,8 @@ def pick_summary(pick: BasePick) -> str:
         t = c.timing(s)
         score = f"{c.score.value:.3f} [{c.score.low:.3f}, {c.score.high:.3f}]" if c.score else f"failed: {c.error}"
         params = f"{c.facts['parameters'] / 1e6:.0f}M" if "parameters" in c.facts else "—"
-        cost = [f"{t.seconds_per_epoch:.0f}", f"{t.memory_bytes / 2**30:.1f}", "yes" if t.fits else "no"] if t else []
+        gib = f"{t.memory_bytes / 2**30:.1f}" if t else ""
+        cost = [epoch_text(t.seconds_per_epoch), gib, "yes" if t.fits else "no"] if t else []
         lines.append("| " + " | ".join([c.spec, params, score, *(cost or ["—"] * 3)]) + " |")
     metric = next((c.score.metric for c in pick.candidates if c.score), "")
     lines += ["", f"score: {metric}", ""]
@@ -382,11 +414,15 @@ def candidate_row(c: Candidate, strategy: str) -> str:
     times = []
     for s in STRATEGIES:
         t = c.timing(s)
-        times.append(f"{t.seconds_per_epoch:.0f} · {t.memory_bytes / 2**30:.1f}" if t else "—")
+        times.append(f"{epoch_text(t.seconds_per_epoch)} · {t.memory_bytes / 2**30:.1f}" if t else "—")
     fits = "—" if not c.timing(strategy) else ("yes" if c.timing(strategy).fits else "no")
     params = f"{f['parameters'] / 1e6:.0f}M" if "parameters" in f else "—"
     cells = [c.spec, params, f.get("architecture", "—"), str(f.get("context_length", "—")), f.get("chat_template", "—")]
     return "| " + " | ".join([*cells, f.get("licence", "—"), score, *times, fits]) + " |"
+
+
+def epoch_text(seconds: float) -> str:
+    return f"{seconds:.0f}" if seconds >= 1 else f"{seconds:.1f}"  # a head on cached features: well under a second
 
 
 def write_pick(pick: BasePick, out_dir: Path) -> tuple[Path, Path]:
