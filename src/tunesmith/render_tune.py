@@ -91,8 +91,8 @@ def print_lr_result(result, as_json: bool) -> None:
     if curve.suggested_lr:
         band = curve.fastest_range
         console.print(f"[green]proposed learning rate {curve.suggested_lr:.2e}[/] ({curve.rule})")
-        console.print(f"  the loss falls fastest between {band[0]:.2e} and {band[1]:.2e}")
-        console.print(f"  (the rate at the smoothed minimum, divided by 10: {curve.min_loss_lr:.2e})")
+        console.print(f"  the loss falls fastest at {curve.steepest_lr:.2e} (between {band[0]:.2e} and {band[1]:.2e})")
+        console.print(f"  the rate at the smoothed minimum, divided by 10: {curve.min_loss_lr:.2e}")
         console.print(f"  try: tunesmith train RUN.yaml --lr {curve.suggested_lr:.2e}")
     else:
         console.print("[yellow]no proposal: the loss did not fall before it ended; widen min_lr/max_lr or add steps[/]")

@@ -9,7 +9,7 @@ from tests.conftest import VARIED_CHATS, write_jsonl
 
 from tunesmith.config import validate_config
 from tunesmith.events import LrStep
-from tunesmith.tune.lr_range import LrCurve, Smoother, analyse, exploded, exponential_lr, tune_lr
+from tunesmith.tune.lr_range import RULE, LrCurve, Smoother, analyse, exploded, exponential_lr, tune_lr
 
 
 def test_schedule_runs_from_min_to_max_evenly_in_log():
@@ -42,13 +42,28 @@ def synthetic_curve(points=100, noise=0.0):
 
 
 @pytest.mark.parametrize("noise", [0.0, 0.3])
-def test_proposal_is_where_the_loss_falls_fastest_even_with_noisy_batches(noise):
+def test_the_steepest_fall_is_found_even_with_noisy_batches(noise):
     curve = analyse(synthetic_curve(noise=noise), 100)
-    assert math.log10(curve.suggested_lr) == pytest.approx(-3, abs=0.3)
+    assert math.log10(curve.steepest_lr) == pytest.approx(-3, abs=0.3)
     low, high = curve.fastest_range
-    assert low < curve.suggested_lr < high and high / low < 100
+    assert low < curve.steepest_lr < high and high / low < 100
     smoothed = np.array(curve.smoothed)
     assert curve.min_loss_lr == pytest.approx(curve.lrs[int(np.argmin(smoothed))] / 10)
+    assert curve.suggested_lr == max(curve.steepest_lr, curve.min_loss_lr)
+
+
+def test_the_proposal_is_the_larger_of_the_steepest_fall_and_the_minimum_over_ten():
+    """A curve that falls fastest early and bottoms out late (the JSON example's shape: steepest 8.7e-5, minimum /
+    10 5e-4, best short run 3e-3) is proposed the minimum / 10; one whose minimum is close behind its steepest fall
+    keeps the steepest fall."""
+    lrs = [exponential_lr(i, 100, 1e-6, 1.0) for i in range(100)]
+    x = np.log10(lrs)
+    late = list(2.0 - 1.0 / (1 + np.exp(-(x + 4) * 6)) - 0.3 * np.clip(x + 4, 0, 2) + 4 * np.maximum(x + 1.3, 0) ** 2)
+    curve = analyse(LrCurve(lrs=lrs, losses=late, smoothed=late), 100)
+    assert curve.steepest_lr < curve.min_loss_lr == curve.suggested_lr
+    early = list(2.0 - 1.5 / (1 + np.exp(-(x + 3) * 4)) + 20 * np.maximum(x + 2.5, 0) ** 2)
+    curve = analyse(LrCurve(lrs=lrs, losses=early, smoothed=early), 100)
+    assert curve.min_loss_lr < curve.steepest_lr == curve.suggested_lr
 
 
 def test_no_proposal_when_the_loss_never_falls():
@@ -77,6 +92,6 @@ def test_range_test_on_a_tiny_model_writes_curve_and_plot(tmp_path, tiny_model_d
     assert result.curve.lrs[0] == pytest.approx(1e-5)
     assert len(steps) == 8 or result.curve.stopped
     saved = json.loads(result.curve_path.read_text())
-    assert saved["losses"] == result.curve.losses and saved["rule"].startswith("steepest fall")
+    assert saved["losses"] == result.curve.losses and saved["rule"] == RULE
     assert result.curve_path.parent == config.tune_dir
     assert result.plot_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
