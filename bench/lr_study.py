@@ -82,7 +82,7 @@ def study(name: str, config_path: Path, steps: int, out: Path) -> dict:
     started = time.perf_counter()
     curve = tune_lr(config).curve
     range_seconds = time.perf_counter() - started
-    proposals = {"steepest fall": curve.suggested_lr, "minimum / 10": curve.min_loss_lr}
+    proposals = {"steepest fall": curve.steepest_lr, "minimum / 10": curve.min_loss_lr, "proposal": curve.suggested_lr}
     rates = sorted({*GRID, *(lr for lr in proposals.values() if lr)})
     runs = [short_run(config_path, f"lr-study-{name}-{lr:.2e}", lr, steps, out) for lr in rates]
     key = (lambda r: -r["accuracy"]) if runs[0]["accuracy"] is not None else (lambda r: r["eval_loss"])

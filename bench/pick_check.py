@@ -34,6 +34,8 @@ def top_two(pick: dict) -> list[dict]:
     ranked = [by_spec[s] for s in pick["ranking"] if by_spec[s]["score"] and not by_spec[s]["error"]]
     if len(ranked) < 2:
         raise SystemExit("the pick has fewer than two scored candidates")
+    if not pick["recommended"]:
+        raise SystemExit("the pick recommends no candidate: nothing to check")
     recommended = by_spec[pick["recommended"]]
     return [recommended, next(c for c in ranked if c is not recommended)]
 

@@ -83,9 +83,20 @@ def test_a_machine_too_small_gets_no_recommendation(pick_config):
     assert "No recommendation" in pick_markdown(pick)
 
 
+HELD_OUT_ROWS = [  # none of them in the training file, and 7: not the 6 rows a 0.2 share of it would be
+    ("such a lovely surprise, thank you", "positive"),
+    ("amazing concert last night", "positive"),
+    ("the bus comes every ten minutes", "neutral"),
+    ("the report is due on monday", "neutral"),
+    ("rude staff and a dirty room", "negative"),
+    ("the app crashes every time", "negative"),
+    ("cold food and a long wait", "negative"),
+]
+
+
 def classify_config(root, base, with_eval: bool):
     train = write_sentiment_csv(root / "train.csv", SENTIMENT_ROWS * 3)
-    held_out = write_sentiment_csv(root / "held_out.csv")
+    held_out = write_sentiment_csv(root / "held_out.csv", HELD_OUT_ROWS)
     data = {"train": str(train), "text_column": "tweet", "label_column": "sentiment", "max_length": 32}
     data |= {"eval": str(held_out)} if with_eval else {"test": str(held_out), "eval_fraction": 0.2}
     raw = {"name": "tiny-cls", "base": str(base), "task": "classify", "output_dir": str(root / "runs"), "data": data}
@@ -101,6 +112,7 @@ def test_a_classifier_is_scored_on_the_features_its_head_strategy_trains_on(tmp_
     assert a.error is None and b.error is None
     assert a.score.metric == "accuracy" and "head strategy" in a.score.condition
     assert (a.score.value, a.score.low, a.score.high) == (b.score.value, b.score.low, b.score.high)
+    assert a.score.rows == b.score.rows == len(HELD_OUT_ROWS)
     on_test = pick_base(classify_config(tmp_path, tiny_bert_dir, False), [str(tiny_bert_dir)], strategies=("head",))
-    assert on_test.examples == len(SENTIMENT_ROWS) and "data.test" in on_test.split
+    assert "data.test" in on_test.split and on_test.candidates[0].score.rows == len(HELD_OUT_ROWS)
     assert on_test.candidates[0].score.value == a.score.value  # the same rows and training set: the same fit

@@ -53,6 +53,7 @@ class Score:
     condition: str  # which column gave the value (zero-shot, few-shot, head on frozen features)
     columns: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    rows: int = 0  # held-out rows scored
 
 
 @dataclass
@@ -247,7 +248,7 @@ def score_sft(base: Base, config: RunConfig, inputs: PickInputs, emit) -> Score:
     columns = {name: metric(rows) for name, rows in per_condition.items()}
     best = max(columns, key=columns.get)
     low, high = bootstrap_interval(per_condition[best], metric)
-    return Score(scorer.primary, columns[best], low, high, best, columns)
+    return Score(scorer.primary, columns[best], low, high, best, columns, rows=len(references))
 
 
 def answer_budget(tokenizer, references: Sequence[str], max_new_tokens: int) -> int:
@@ -282,12 +283,14 @@ def head_only_score(setup: Setup, limit: int, setup_seconds: float = 0.0) -> Sco
     low, high = bootstrap_interval(correct, accuracy)
     condition = "linear head on the frozen body's features (what the head strategy trains on)"
     seconds = round(setup_seconds + time.perf_counter() - started, 1)
-    return Score("accuracy", accuracy(correct), low, high, condition, {condition: accuracy(correct)}, seconds)
+    columns = {condition: accuracy(correct)}
+    return Score("accuracy", accuracy(correct), low, high, condition, columns, seconds, len(correct))
 
 
 def strategy_run(config: RunConfig, spec: str, strategy: str) -> RunConfig:
     """The run with this base and strategy. A classifier's head set-up caches the held-out file's features too, so
-    without data.eval its eval split is data.test (what the pick scores) rather than a share of the training rows."""
+    without data.eval its eval split is data.test (what the pick scores) rather than a share of the training rows;
+    its epoch is then timed on the whole training file, eval_fraction more rows than training would use."""
     update: dict[str, Any] = {"base": spec, "strategy": strategy}
     if config.task == "classify" and strategy == "head" and not config.data.eval:
         update["data"] = config.data.model_copy(update={"eval": config.data.test})
@@ -328,7 +331,8 @@ def time_strategy(
     del setup, optimizer
     fits = floor <= USABLE_SHARE * available
     peak, setup_seconds = weights + memory.step_bytes, round(setup_seconds, 1)
-    timing = Timing(strategy, round(epoch, 1), round(tokens_per_s, 1), peak, floor, remedy(memory), fits, setup_seconds)
+    epoch = round(epoch, 1) if epoch >= 1 else float(f"{epoch:.2g}")  # a cached-feature head: a fraction of a second
+    timing = Timing(strategy, epoch, round(tokens_per_s, 1), peak, floor, remedy(memory), fits, setup_seconds)
     return timing, kept
 
 
@@ -422,7 +426,7 @@ def candidate_row(c: Candidate, strategy: str) -> str:
 
 
 def epoch_text(seconds: float) -> str:
-    return f"{seconds:.0f}" if seconds >= 1 else f"{seconds:.1f}"  # a head on cached features: well under a second
+    return f"{seconds:.0f}" if seconds >= 1 else f"{seconds:.2g}"  # a head on cached features: well under a second
 
 
 def write_pick(pick: BasePick, out_dir: Path) -> tuple[Path, Path]:

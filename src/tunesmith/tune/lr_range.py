@@ -1,5 +1,5 @@
 """The learning-rate range test: train a throw-away copy for a few steps with an exponentially growing
-learning rate, watch the smoothed loss, stop when it explodes, and propose the rate where it fell fastest.
+learning rate, watch the smoothed loss, stop when it explodes, and propose a rate (the rule below).
 
 Rule of the proposal: the larger of two rates. One is where the loss falls fastest per decade of learning rate:
 the most negative least-squares slope of the loss against log10(lr) over a centred window of +-steps/10 points
