@@ -86,10 +86,12 @@ def llama_cpp_answers(llm, texts: Sequence[str], max_tokens: int) -> tuple[list[
 def served_prompt_ids(llm, text: str) -> list[int]:
     """A rendered chat prompt's ids as llama-server makes them: its chat path strips a BOS the template wrote when
     the vocabulary adds one itself (common/chat.cpp), so a template that starts with {{ bos_token }} (Gemma's)
-    gets one BOS, not two."""
-    tokens = llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+    gets one BOS, not two. The BOS is added here rather than by tokenize, which warns once per prompt that starts
+    with one ("check_double_bos_eos")."""
+    tokens = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
     bos = llm.token_bos()
-    return tokens[1:] if tokens[:2] == [bos, bos] else tokens
+    adds_bos = llm._model.add_bos_token()  # the vocabulary's add_bos flag; llama-cpp-python has no public accessor
+    return [bos, *tokens] if adds_bos and tokens[:1] != [bos] else tokens
 
 
 def decode_threads() -> int:
